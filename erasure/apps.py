@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ErasureConfig(AppConfig):
+    name = "erasure"
+    verbose_name = "Erasure requests"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  (subscribes to memories' deletion_job_finished)

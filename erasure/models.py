@@ -1,0 +1,1 @@
+"""Erasure requests (filled in by the erasure issue)."""

@@ -1,0 +1,1 @@
+"""Subscriptions of the erasure app to the memory store's signals."""

@@ -1,0 +1,279 @@
+"""THE deletion engine: every path that removes memories goes through here (DESIGN.md "One deletion engine").
+
+A job deletes its scope in keyset batches ordered by id. Each batch is one SQL statement that deletes the
+memories, deletes their history rows (the ones holding text), writes one content-free DELETE event per memory, and
+returns the deleted ids; the job's counters, cursor and running digest are updated in the same transaction. Rows
+under legal hold are never selected, and are counted when the job ends. When a pass reaches the end of the scope
+the job starts one more pass from the beginning and only finishes when a pass finds nothing, so rows written
+behind the cursor while the job ran (random UUIDs land anywhere in the keyspace) are caught too.
+
+A session-level advisory lock per job makes two deliveries of the same task harmless: the second one sees the
+lock and leaves. A SIGKILLed worker's connection closes, which releases the lock, and the beat sweeper re-enqueues
+jobs whose heartbeat went stale.
+"""
+
+import datetime
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import DeletionJob, Memory, MemoryHistory
+from .pseudonyms import pseudonymise_scope
+from .scope import scope_q, validate_scope
+from .signals import deletion_job_finished
+
+logger = logging.getLogger(__name__)
+
+_MEMORY = Memory._meta.db_table
+_HISTORY = MemoryHistory._meta.db_table
+
+
+@dataclass
+class BatchResult:
+    selected: int
+    deleted_ids: list[uuid.UUID]
+    history_purged: int
+    last_id: uuid.UUID | None
+
+
+@dataclass
+class RunResult:
+    job: DeletionJob
+    finished: bool
+    ran: bool = True  # False when another process holds the job
+    deleted_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+def chain_digest(digest_hex: str, ids: list[uuid.UUID]) -> str:
+    """digest_i = sha256(digest_{i-1} ‖ id_i.bytes), folded over ids in deletion order (ascending per pass).
+    Independent of batch boundaries, so a resumed job ends with the same digest as an uninterrupted one."""
+    digest = bytes.fromhex(digest_hex)
+    for memory_id in ids:
+        digest = hashlib.sha256(digest + memory_id.bytes).digest()
+    return digest.hex()
+
+
+def _lock_key(job_id: uuid.UUID) -> int:
+    return int.from_bytes(job_id.bytes[:8], "big", signed=True)
+
+
+def _delete_batch(scope: dict[str, Any], cursor: uuid.UUID | None, limit: int) -> BatchResult:
+    candidates = Memory.objects.filter(scope_q(scope), legal_hold__isnull=True)
+    if cursor is not None:
+        candidates = candidates.filter(id__gt=cursor)
+    select_sql, params = candidates.order_by("id").values("id")[:limit].query.sql_with_params()
+    # The hold check is repeated on the DELETE itself: PostgreSQL re-evaluates the target table's own quals after
+    # waiting on a row lock, so a hold placed while this batch waited is honoured.
+    sql = f"""
+        WITH sel AS ({select_sql}),
+        d AS (
+            DELETE FROM {_MEMORY} m WHERE m.id IN (SELECT id FROM sel) AND m.legal_hold_id IS NULL
+            RETURNING m.id
+        ),
+        h AS (DELETE FROM {_HISTORY} h WHERE h.memory_id IN (SELECT id FROM d) RETURNING 1),
+        ev AS (
+            INSERT INTO {_HISTORY} (id, memory_id, event, categories, created_at)
+            SELECT gen_random_uuid(), id, 'DELETE', '{{}}', now() FROM d RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM sel),
+               (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM d),
+               (SELECT count(*) FROM h),
+               (SELECT max(id::text)::uuid FROM sel),
+               (SELECT count(*) FROM ev)
+    """
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        selected, deleted_ids, history_purged, last_id, _events = cur.fetchone()
+    return BatchResult(selected, list(deleted_ids), history_purged, last_id)
+
+
+def deletion_job_create(
+    *, kind: str, scope: dict[str, Any], requested_by: str, enqueue: bool = True
+) -> DeletionJob:
+    """Creates a PENDING job. Side effects: one DeletionJob row; with enqueue, deletion_job_run_task is sent
+    to the broker when the surrounding transaction commits."""
+    job = DeletionJob.objects.create(
+        kind=kind,
+        scope=validate_scope(scope),
+        scope_pseudonymised=pseudonymise_scope(scope),
+        requested_by=requested_by,
+    )
+    if enqueue:
+        deletion_job_enqueue(job_id=job.id)
+    return job
+
+
+def deletion_job_enqueue(*, job_id: uuid.UUID) -> None:
+    from .tasks import deletion_job_run_task
+
+    transaction.on_commit(lambda: deletion_job_run_task.delay(str(job_id)))
+
+
+def _finish(job: DeletionJob, *, status: str, error: str = "") -> None:
+    if status == DeletionJob.Status.SUCCEEDED and job.scope:
+        job.held_count = Memory.objects.filter(scope_q(job.scope), legal_hold__isnull=False).count()
+    job.status = status
+    job.error = error
+    job.finished_at = timezone.now()
+    job.heartbeat_at = job.finished_at
+    job.scope = None  # the clear scope goes; scope_pseudonymised stays
+    job.save(update_fields=["status", "error", "finished_at", "heartbeat_at", "scope", "held_count"])
+    # Inside the job's final transaction: a subscriber's state change commits (or rolls back) with it.
+    deletion_job_finished.send(sender=DeletionJob, job=job)
+
+
+def deletion_job_run(
+    *,
+    job_id: uuid.UUID | str,
+    budget_seconds: float | None = None,
+    batch_size: int | None = None,
+    collect_ids: bool = False,
+) -> RunResult:
+    """Runs batches of a job until it finishes or the time budget is spent.
+
+    Side effects per batch (one transaction): memories deleted, their history rows deleted, one DELETE history
+    event per memory inserted, the job's counters/cursor/digest/heartbeat updated. On completion the job becomes
+    SUCCEEDED, its clear scope is dropped and `deletion_job_finished` is sent inside that transaction.
+    """
+    job_id = uuid.UUID(str(job_id))
+    budget = settings.DELETION_TASK_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    limit = batch_size or settings.DELETION_BATCH_SIZE
+    key = _lock_key(job_id)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        (locked,) = cur.fetchone()
+    if not locked:
+        return RunResult(job=DeletionJob.objects.get(id=job_id), finished=False, ran=False)
+    collected: list[uuid.UUID] = []
+    started = time.monotonic()
+    try:
+        with transaction.atomic():
+            job = DeletionJob.objects.select_for_update().get(id=job_id)
+            if job.is_finished:
+                return RunResult(job=job, finished=True)
+            job.status = DeletionJob.Status.RUNNING
+            job.attempts += 1
+            job.started_at = job.started_at or timezone.now()
+            job.heartbeat_at = timezone.now()
+            job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at"])
+        while True:
+            with transaction.atomic():
+                job = DeletionJob.objects.select_for_update().get(id=job_id)
+                if job.is_finished:
+                    return RunResult(job=job, finished=True, deleted_ids=collected)
+                assert job.scope is not None
+                batch = _delete_batch(job.scope, job.cursor, limit)
+                if batch.selected == 0:
+                    if job.cursor is None:
+                        _finish(job, status=DeletionJob.Status.SUCCEEDED)
+                        logger.info(
+                            "deletion job finished",
+                            extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
+                        )
+                        return RunResult(job=job, finished=True, deleted_ids=collected)
+                    # End of a pass: sweep once more from the start for rows written behind the cursor.
+                    job.cursor = None
+                    job.passes += 1
+                    job.heartbeat_at = timezone.now()
+                    job.save(update_fields=["cursor", "passes", "heartbeat_at"])
+                    continue
+                job.cursor = batch.last_id
+                job.deleted_count += len(batch.deleted_ids)
+                job.history_purged_count += batch.history_purged
+                job.digest = chain_digest(job.digest, batch.deleted_ids)
+                job.batches += 1
+                job.heartbeat_at = timezone.now()
+                job.save(
+                    update_fields=[
+                        "cursor",
+                        "deleted_count",
+                        "history_purged_count",
+                        "digest",
+                        "batches",
+                        "heartbeat_at",
+                    ]
+                )
+            if collect_ids:
+                collected.extend(batch.deleted_ids)
+            if time.monotonic() - started >= budget:
+                return RunResult(job=job, finished=False, deleted_ids=collected)
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def deletion_job_fail(*, job_id: uuid.UUID | str, error: str) -> DeletionJob:
+    """Marks a job FAILED after its retries ran out (the error is a class name, never data). Sends
+    `deletion_job_finished`. Its cursor and counters stay, so deletion_job_retry resumes where it stopped."""
+    with transaction.atomic():
+        job = DeletionJob.objects.select_for_update().get(id=job_id)
+        if not job.is_finished:
+            job.status = DeletionJob.Status.FAILED
+            job.error = error[:200]
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "error", "finished_at"])
+            deletion_job_finished.send(sender=DeletionJob, job=job)
+    return job
+
+
+def deletion_job_retry(*, job_id: uuid.UUID | str) -> DeletionJob:
+    """FAILED → PENDING and re-enqueued; the next run continues from the saved cursor and counters."""
+    with transaction.atomic():
+        job = DeletionJob.objects.select_for_update().get(id=job_id)
+        if job.status == DeletionJob.Status.FAILED:
+            job.status = DeletionJob.Status.PENDING
+            job.error = ""
+            job.finished_at = None
+            job.heartbeat_at = timezone.now()
+            job.save(update_fields=["status", "error", "finished_at", "heartbeat_at"])
+            deletion_job_enqueue(job_id=job.id)
+    return job
+
+
+def deletion_jobs_resume_stale(*, stale_seconds: float | None = None) -> int:
+    """Re-enqueues open jobs whose heartbeat is older than stale_seconds (their task vanished: a killed worker,
+    a lost broker message). A duplicate delivery is harmless (advisory lock). Returns how many were sent."""
+    stale = settings.DELETION_STALE_SECONDS if stale_seconds is None else stale_seconds
+    cutoff = timezone.now() - datetime.timedelta(seconds=stale)
+    open_jobs = DeletionJob.objects.filter(
+        status__in=[DeletionJob.Status.PENDING, DeletionJob.Status.RUNNING]
+    )
+    stale_ids = list(open_jobs.filter(heartbeat_at__lt=cutoff).values_list("id", flat=True)) + list(
+        open_jobs.filter(heartbeat_at__isnull=True, created_at__lt=cutoff).values_list("id", flat=True)
+    )
+    for job_id in stale_ids:
+        DeletionJob.objects.filter(id=job_id).update(heartbeat_at=timezone.now())
+        deletion_job_enqueue(job_id=job_id)
+    if stale_ids:
+        logger.warning("re-enqueued stale deletion jobs", extra={"count": len(stale_ids)})
+    return len(stale_ids)
+
+
+def memories_delete_now(*, kind: str, scope: dict[str, Any], requested_by: str) -> RunResult:
+    """Synchronous use of the engine for request-sized scopes (one memory, a batch of ≤1000 ids): creates the
+    job and runs it to the end in this process. Returns the deleted ids."""
+    job = deletion_job_create(kind=kind, scope=scope, requested_by=requested_by, enqueue=False)
+    result = deletion_job_run(job_id=job.id, budget_seconds=float("inf"), collect_ids=True)
+    return result
+
+
+def memories_purge_expired(*, today: Any = None) -> DeletionJob | None:
+    """Starts one expiry job for memories whose expiration_date has passed, unless one is already open."""
+    today = today or timezone.localdate()
+    if DeletionJob.objects.filter(
+        kind=DeletionJob.Kind.EXPIRY, status__in=[DeletionJob.Status.PENDING, DeletionJob.Status.RUNNING]
+    ).exists():
+        return None
+    if not Memory.objects.filter(expiration_date__lt=today).exists():
+        return None
+    with transaction.atomic():
+        return deletion_job_create(
+            kind=DeletionJob.Kind.EXPIRY, scope={"expired_before": today.isoformat()}, requested_by="beat"
+        )

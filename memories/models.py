@@ -1,0 +1,259 @@
+"""The memory store: Mem0-shaped memories, their history, API keys, legal holds, write blocks and deletion jobs.
+
+Memory is deliberately NOT registered with django-auditlog: its LogEntry.changes would keep the text of every
+erased memory (DESIGN.md "Proof without residue").
+"""
+
+import hashlib
+import secrets
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.db.models import Q
+
+ENTITY_FIELDS = ("user_id", "agent_id", "app_id", "run_id")
+ENTITY_TYPES = {"user": "user_id", "agent": "agent_id", "app": "app_id", "run": "run_id"}
+SEARCH_CONFIG = "english"
+
+
+def content_hash(text: str) -> str:
+    """Mem0 stores an md5 of the text as the memory's `hash`."""
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+class LegalHold(models.Model):
+    """A hold placed by staff on memories that must be kept despite an erasure (GDPR Art. 17(3))."""
+
+    class Reason(models.TextChoices):
+        FREEDOM_OF_EXPRESSION = "art17_3_a", "Art. 17(3)(a) freedom of expression and information"
+        LEGAL_OBLIGATION = "art17_3_b", "Art. 17(3)(b) compliance with a legal obligation"
+        PUBLIC_HEALTH = "art17_3_c", "Art. 17(3)(c) public interest in public health"
+        ARCHIVING = "art17_3_d", "Art. 17(3)(d) archiving, research or statistics"
+        LEGAL_CLAIMS = "art17_3_e", "Art. 17(3)(e) establishment, exercise or defence of legal claims"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    note = models.TextField(blank=True)
+    # The filter the hold was placed with, pseudonymised (keyed hashes of entity ids) so the hold record itself
+    # never becomes residue of an erased subject.
+    scope_pseudonymised = models.JSONField(default=dict)
+    placed_by = models.CharField(max_length=150)
+    placed_at = models.DateTimeField(auto_now_add=True)
+    memories_held = models.PositiveIntegerField(default=0)
+    lifted_by = models.CharField(max_length=150, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+
+    def __str__(self) -> str:
+        return f"hold {self.id} ({self.reason})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None
+
+
+class Memory(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    text = models.TextField()
+    hash = models.CharField(max_length=32)
+    user_id = models.CharField(max_length=255, null=True, blank=True)
+    agent_id = models.CharField(max_length=255, null=True, blank=True)
+    app_id = models.CharField(max_length=255, null=True, blank=True)
+    run_id = models.CharField(max_length=255, null=True, blank=True)
+    metadata = models.JSONField(null=True, blank=True)
+    categories = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    immutable = models.BooleanField(default=False)
+    expiration_date = models.DateField(null=True, blank=True)
+    legal_hold = models.ForeignKey(
+        LegalHold, null=True, blank=True, on_delete=models.SET_NULL, related_name="memories"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        db_table = "memories_memory"
+        indexes = [
+            # Entity filters and the engine's keyset batches: (entity, id) so "WHERE user_id = ? AND id > ?
+            # ORDER BY id" is one index range scan whatever the store's size.
+            models.Index(fields=["user_id", "id"], name="memory_user_id_idx"),
+            models.Index(fields=["agent_id", "id"], name="memory_agent_id_idx"),
+            models.Index(fields=["app_id", "id"], name="memory_app_id_idx"),
+            models.Index(fields=["run_id", "id"], name="memory_run_id_idx"),
+            models.Index(fields=["created_at"], name="memory_created_at_idx"),
+            models.Index(fields=["updated_at"], name="memory_updated_at_idx"),
+            models.Index(
+                fields=["expiration_date"],
+                name="memory_expiration_idx",
+                condition=Q(expiration_date__isnull=False),
+            ),
+            models.Index(
+                fields=["legal_hold"], name="memory_legal_hold_idx", condition=Q(legal_hold__isnull=False)
+            ),
+            GinIndex(fields=["metadata"], name="memory_metadata_gin", opclasses=["jsonb_path_ops"]),
+            GinIndex(fields=["categories"], name="memory_categories_gin"),
+            GinIndex(fields=["search_vector"], name="memory_search_gin"),
+        ]
+
+    def __str__(self) -> str:  # never the text: str() ends up in logs and admin messages
+        return f"memory {self.id}"
+
+
+class MemoryHistory(models.Model):
+    """Mem0's history events. When the engine deletes a memory, its ADD/UPDATE rows (which hold text) are removed
+    and one content-free DELETE event is written in the same transaction."""
+
+    class Event(models.TextChoices):
+        ADD = "ADD"
+        UPDATE = "UPDATE"
+        DELETE = "DELETE"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    memory_id = models.UUIDField()
+    event = models.CharField(max_length=6, choices=Event.choices)
+    old_memory = models.TextField(null=True, blank=True)
+    new_memory = models.TextField(null=True, blank=True)
+    categories = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "memories_history"
+        indexes = [models.Index(fields=["memory_id", "created_at"], name="history_memory_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.memory_id}"
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> "ApiKeyQuerySet":
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """An API key, stored only as a sha256 of the key (keys are 256-bit random, so a fast hash is enough)."""
+
+    PREFIX = "m0-"
+
+    name = models.CharField(max_length=100)
+    key_prefix = models.CharField(max_length=12, help_text="First characters, to recognise a key in lists.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    is_staff = models.BooleanField(default=False, help_text="Privacy-team key: may use the Erasure API.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @staticmethod
+    def hash_key(raw_key: str) -> str:
+        return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def generate(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)
+
+    # DRF treats request.user as a user object; these make an ApiKey usable in that place.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def username(self) -> str:
+        return f"apikey:{self.name}"
+
+
+class WriteBlock(models.Model):
+    """Refuses new memories for a user_id, known only by its keyed hash: while an erasure runs (kind=erasure)
+    or after an erasure with suppression (kind=suppression). Owned by the memory store so that `memories` never
+    imports `erasure`; the erasure app places and lifts blocks through memories.services."""
+
+    class Kind(models.TextChoices):
+        ERASURE = "erasure", "erasure in progress"
+        SUPPRESSION = "suppression", "suppressed after erasure"
+
+    user_id_hmac = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reference = models.CharField(max_length=40, help_text="The erasure request reference that placed it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id_hmac", "kind", "reference"], name="writeblock_unique"),
+        ]
+        indexes = [models.Index(fields=["user_id_hmac"], name="writeblock_hmac_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} block ({self.reference})"
+
+
+class DeletionJob(models.Model):
+    """One run of the deletion engine. Its counters, keyset cursor and running digest are updated in the same
+    transaction as each batch, so a job killed at any instant resumes with exact counts."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        RUNNING = "RUNNING"
+        SUCCEEDED = "SUCCEEDED"
+        FAILED = "FAILED"
+
+    class Kind(models.TextChoices):
+        FILTER = "filter", "DELETE /v1/memories/"
+        ENTITY = "entity", "DELETE /v2/entities/"
+        BATCH = "batch", "DELETE /v1/batch/"
+        SINGLE = "single", "DELETE /v1/memories/{id}/"
+        EXPIRY = "expiry", "expiry sweep"
+        ERASURE = "erasure", "erasure request"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # The scope in clear while the job runs (the engine needs the ids); replaced by its pseudonymised form when
+    # the job ends, so a finished job keeps no subject identifier.
+    scope = models.JSONField(null=True, blank=True)
+    scope_pseudonymised = models.JSONField(default=dict)
+    # Who asked: an erasure request reference, an API key name, "beat". Never a subject id.
+    requested_by = models.CharField(max_length=150, blank=True)
+    deleted_count = models.BigIntegerField(default=0)
+    history_purged_count = models.BigIntegerField(default=0)
+    held_count = models.BigIntegerField(default=0)
+    batches = models.PositiveIntegerField(default=0)
+    passes = models.PositiveIntegerField(default=0)
+    cursor = models.UUIDField(null=True, blank=True)
+    digest = models.CharField(max_length=64, default="0" * 64)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                name="deletionjob_open_idx",
+                condition=Q(status__in=["PENDING", "RUNNING"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deletion job {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

@@ -1,0 +1,198 @@
+"""Writes to the memory store (deletes go through memories.engine, never from here)."""
+
+import datetime
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import ApiKey, LegalHold, Memory, MemoryHistory, WriteBlock, content_hash
+from .pseudonyms import pseudonym, pseudonymise_scope
+from .scope import scope_q, validate_scope
+
+
+class MemoryWriteBlocked(Exception):
+    """A write for a user_id that is being erased (kind=erasure) or suppressed after erasure (kind=suppression)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        super().__init__(kind)
+
+
+class MemoryImmutable(Exception):
+    pass
+
+
+def _subject_lock_key(user_id: str) -> int:
+    return int(pseudonym(user_id)[:15], 16)
+
+
+def _lock_subjects(user_ids: Iterable[str], *, shared: bool) -> None:
+    """Transaction-level advisory locks per user_id: adds take them shared, placing a write block takes them
+    exclusive, so once a block commits no add that missed it can still be in flight. Sorted to avoid deadlocks."""
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    keys = sorted({_subject_lock_key(u) for u in user_ids if u})
+    if keys:
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT {fn}(k) FROM unnest(%s::bigint[]) AS k", [keys])
+
+
+def _check_write_allowed(user_ids: Iterable[str]) -> None:
+    user_ids = [u for u in user_ids if u]
+    if not user_ids:
+        return
+    _lock_subjects(user_ids, shared=True)
+    kinds = set(
+        WriteBlock.objects.filter(user_id_hmac__in=[pseudonym(u) for u in user_ids]).values_list(
+            "kind", flat=True
+        )
+    )
+    if WriteBlock.Kind.SUPPRESSION in kinds:
+        raise MemoryWriteBlocked(WriteBlock.Kind.SUPPRESSION)
+    if WriteBlock.Kind.ERASURE in kinds:
+        raise MemoryWriteBlocked(WriteBlock.Kind.ERASURE)
+
+
+def api_key_create(*, name: str, is_staff: bool = False) -> tuple[ApiKey, str]:
+    """Creates a key; returns it with the raw key, which is not stored and cannot be shown again."""
+    raw = ApiKey.generate()
+    key = ApiKey.objects.create(
+        name=name, key_prefix=raw[:10], key_hash=ApiKey.hash_key(raw), is_staff=is_staff
+    )
+    return key, raw
+
+
+@transaction.atomic
+def memories_add(
+    *,
+    texts: list[str],
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    app_id: str | None = None,
+    run_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    categories: list[str] | None = None,
+    immutable: bool = False,
+    expiration_date: datetime.date | None = None,
+) -> list[Memory]:
+    """Stores each text as one memory with an ADD history event. Raises MemoryWriteBlocked for a user_id under
+    erasure or suppression. Side effects: Memory and MemoryHistory rows."""
+    _check_write_allowed([user_id] if user_id else [])
+    now = timezone.now()
+    memories = [
+        Memory(
+            id=uuid.uuid4(),
+            text=text,
+            hash=content_hash(text),
+            user_id=user_id,
+            agent_id=agent_id,
+            app_id=app_id,
+            run_id=run_id,
+            metadata=metadata,
+            categories=categories or [],
+            immutable=immutable,
+            expiration_date=expiration_date,
+            created_at=now,
+            updated_at=now,
+        )
+        for text in texts
+    ]
+    Memory.objects.bulk_create(memories)
+    MemoryHistory.objects.bulk_create(
+        MemoryHistory(
+            memory_id=m.id, event=MemoryHistory.Event.ADD, new_memory=m.text, categories=m.categories
+        )
+        for m in memories
+    )
+    return memories
+
+
+_UNSET: Any = object()
+
+
+@transaction.atomic
+def memory_update(
+    *,
+    memory: Memory,
+    text: str | None = None,
+    metadata: Any = _UNSET,
+    expiration_date: Any = _UNSET,
+) -> Memory:
+    """Updates text/metadata/expiration of a mutable memory, with an UPDATE history event when the text changes.
+    Raises MemoryImmutable, MemoryWriteBlocked."""
+    memory = Memory.objects.select_for_update().get(pk=memory.pk)
+    if memory.immutable:
+        raise MemoryImmutable()
+    _check_write_allowed([memory.user_id] if memory.user_id else [])
+    fields = ["updated_at"]
+    if text is not None and text != memory.text:
+        MemoryHistory.objects.create(
+            memory_id=memory.id,
+            event=MemoryHistory.Event.UPDATE,
+            old_memory=memory.text,
+            new_memory=text,
+            categories=memory.categories,
+        )
+        memory.text = text
+        memory.hash = content_hash(text)
+        fields += ["text", "hash"]
+    if metadata is not _UNSET:
+        memory.metadata = metadata
+        fields.append("metadata")
+    if expiration_date is not _UNSET:
+        memory.expiration_date = expiration_date
+        fields.append("expiration_date")
+    memory.save(update_fields=fields)
+    memory.refresh_from_db(fields=["updated_at"])
+    return memory
+
+
+@transaction.atomic
+def write_block_place(*, user_ids: list[str], kind: str, reference: str) -> None:
+    """Refuses further writes for these user_ids. Waits (advisory locks) for adds already in flight to commit,
+    so after this returns every add for them either committed before or is refused. Side effect: WriteBlock rows
+    holding only keyed hashes."""
+    _lock_subjects(user_ids, shared=False)
+    for user_id in sorted(set(user_ids)):
+        WriteBlock.objects.get_or_create(user_id_hmac=pseudonym(user_id), kind=kind, reference=reference)
+
+
+def write_block_lift(*, reference: str, kind: str) -> int:
+    deleted, _ = WriteBlock.objects.filter(reference=reference, kind=kind).delete()
+    return deleted
+
+
+def write_blocks_for(*, user_ids: list[str]) -> set[str]:
+    return set(
+        WriteBlock.objects.filter(user_id_hmac__in=[pseudonym(u) for u in user_ids]).values_list(
+            "kind", flat=True
+        )
+    )
+
+
+@transaction.atomic
+def legal_hold_place(*, scope: dict[str, Any], reason: str, note: str, placed_by: str) -> LegalHold:
+    """Places a hold on every memory in scope not already held. Side effects: a LegalHold row; memories'
+    legal_hold_id set (one UPDATE)."""
+    scope = validate_scope(scope)
+    hold = LegalHold.objects.create(
+        reason=reason, note=note, scope_pseudonymised=pseudonymise_scope(scope), placed_by=placed_by
+    )
+    held = Memory.objects.filter(scope_q(scope), legal_hold__isnull=True).update(legal_hold=hold)
+    hold.memories_held = held
+    hold.save(update_fields=["memories_held"])
+    return hold
+
+
+@transaction.atomic
+def legal_hold_lift(*, hold: LegalHold, lifted_by: str) -> LegalHold:
+    """Lifts a hold: its memories become deletable again (one UPDATE)."""
+    hold = LegalHold.objects.select_for_update().get(pk=hold.pk)
+    if hold.lifted_at is None:
+        Memory.objects.filter(legal_hold=hold).update(legal_hold=None)
+        hold.lifted_at = timezone.now()
+        hold.lifted_by = lifted_by
+        hold.save(update_fields=["lifted_at", "lifted_by"])
+    return hold

@@ -1,0 +1,43 @@
+"""Checks PostgreSQL and Redis before `make run` starts anything; creates the database if it is missing.
+
+Prints one line naming the unreachable service, its address and the variable to set, and exits 1."""
+
+import os
+import sys
+from urllib.parse import urlparse
+
+import psycopg
+import redis
+from psycopg import sql
+
+
+def main() -> int:
+    db_url = os.environ.get("DATABASE_URL", "postgresql://postgres@localhost:5432/erasure")
+    redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    parsed = urlparse(db_url)
+    db_name = (parsed.path or "/erasure").lstrip("/") or "erasure"
+    address = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}"
+    admin_url = parsed._replace(path="/postgres").geturl()
+    try:
+        with psycopg.connect(admin_url, connect_timeout=5, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
+                print(f"created database {db_name}")
+    except psycopg.OperationalError:
+        print(f"PostgreSQL is not reachable at {address}: start it or set DATABASE_URL", file=sys.stderr)
+        return 1
+    r = urlparse(redis_url)
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
+    except redis.RedisError:
+        print(
+            f"Redis is not reachable at {r.hostname or 'localhost'}:{r.port or 6379}: start it or set REDIS_URL",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

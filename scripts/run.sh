@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `make run`: preflight, migrate, demo credentials, then web + Celery worker + Celery beat in the foreground.
+# Ctrl-C (or SIGTERM to the process group) stops all three.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+PORT="${PORT:-8000}"
+export PORT
+mkdir -p var/mail
+
+$BIN/python scripts/preflight.py
+$BIN/python manage.py migrate --noinput -v 0
+$BIN/python manage.py collectstatic --noinput -v 0
+$BIN/python manage.py ensure_demo
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo "stopping web, worker and beat…"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+$BIN/gunicorn config.wsgi --bind "0.0.0.0:${PORT}" --workers 2 --threads 4 --access-logformat '%(m)s %(s)s %(L)ss' \
+  --access-logfile - --log-level warning &
+pids+=($!)
+$BIN/celery -A config worker -l INFO --concurrency 2 -n "worker@%h" &
+pids+=($!)
+$BIN/celery -A config beat -l INFO --schedule var/celerybeat-schedule &
+pids+=($!)
+
+echo
+echo "  web:           http://localhost:${PORT}/"
+echo "  subject form:  http://localhost:${PORT}/privacy/request/"
+echo "  privacy team:  http://localhost:${PORT}/privacy-team/"
+echo "  API docs:      http://localhost:${PORT}/api/docs/"
+echo "  health:        http://localhost:${PORT}/healthz"
+echo "  Ctrl-C stops web, worker and beat."
+echo
+
+# Any one of the three exiting stops the others.
+wait -n "${pids[@]}"
