@@ -8,6 +8,15 @@ PORT="${PORT:-8000}"
 export PORT
 mkdir -p var/mail
 
+# A development secret per checkout (never committed) instead of the shared default, so sessions and subject
+# pseudonyms are not keyed with a public value. Set DJANGO_SECRET_KEY / PSEUDONYM_KEY in production.
+if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
+  [ -s var/secret-key ] || (umask 077; $BIN/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret-key)
+  DJANGO_SECRET_KEY="$(cat var/secret-key)"
+  export DJANGO_SECRET_KEY
+  echo "DJANGO_SECRET_KEY not set: using the development key in var/secret-key"
+fi
+
 $BIN/python scripts/preflight.py
 $BIN/python manage.py migrate --noinput -v 0
 $BIN/python manage.py collectstatic --noinput -v 0
@@ -23,7 +32,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 $BIN/gunicorn config.wsgi --bind "0.0.0.0:${PORT}" --workers 2 --threads 4 --access-logformat '%(m)s %(s)s %(L)ss' \
-  --access-logfile - --log-level warning &
+  --access-logfile - --log-level warning --graceful-timeout 5 &
 pids+=($!)
 $BIN/celery -A config worker -l INFO --concurrency 2 -n "worker@%h" &
 pids+=($!)
