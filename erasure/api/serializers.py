@@ -15,12 +15,12 @@ from ..services import NARROWING_KEYS
 class StrictSerializer(serializers.Serializer):
     """Refuses keys it does not know (400 naming them) instead of silently ignoring a typo."""
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(self.initial_data, dict):
-            unknown = sorted(set(self.initial_data) - set(self.fields))
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({key: ["unknown field"] for key in unknown})
-        return attrs
+        return super().to_internal_value(data)
 
 
 class SubjectInput(StrictSerializer):

@@ -60,7 +60,7 @@ class ErasureRequestFilter(filters.FilterSet):
         model = ErasureRequest
         fields = ["state", "regulation", "overdue"]
 
-    def filter_overdue(self, queryset: Any, name: str, value: bool | None) -> Any:
+    def filter_overdue(self, queryset: Any, name: str, value: bool) -> Any:
         if value is None:
             return queryset
         return selectors.erasure_request_filter_overdue(queryset, overdue=value)
