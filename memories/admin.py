@@ -4,6 +4,8 @@ Writes that matter (keys, holds, deletions) go through memories.services / memor
 create or delete these rows itself. Memory is not registered with django-auditlog (models.py says why).
 """
 
+from typing import ClassVar
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -31,8 +33,16 @@ class ApiKeyAdmin(ReadOnlyAdmin):
     list_display = ["name", "key_prefix", "is_staff", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["is_staff"]
     search_fields = ["name", "key_prefix"]
-    fields = ["name", "key_prefix", "key_hash", "is_staff", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    readonly_fields: ClassVar[tuple[str, ...]] = (
+        "name",
+        "key_prefix",
+        "key_hash",
+        "is_staff",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    fields = readonly_fields
     actions = ["revoke"]
 
     @admin.action(description="Revoke selected keys")
@@ -47,7 +57,7 @@ class DeletionJobAdmin(ReadOnlyAdmin):
 
     list_display = ["id", "kind", "status", "deleted_count", "held_count", "created_at", "finished_at"]
     list_filter = ["kind", "status"]
-    fields = [
+    readonly_fields: ClassVar[tuple[str, ...]] = (
         "id",
         "kind",
         "status",
@@ -65,8 +75,8 @@ class DeletionJobAdmin(ReadOnlyAdmin):
         "started_at",
         "heartbeat_at",
         "finished_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
 
 @admin.register(LegalHold)
@@ -76,7 +86,7 @@ class LegalHoldAdmin(ReadOnlyAdmin):
 
     list_display = ["id", "reason", "placed_by", "placed_at", "memories_held", "lifted_at"]
     list_filter = ["reason"]
-    fields = [
+    readonly_fields: ClassVar[tuple[str, ...]] = (
         "id",
         "reason",
         "note",
@@ -86,8 +96,8 @@ class LegalHoldAdmin(ReadOnlyAdmin):
         "memories_held",
         "lifted_by",
         "lifted_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["lift"]
 
     @admin.action(description="Lift selected holds")
@@ -106,7 +116,7 @@ class MemoryAdmin(ReadOnlyAdmin):
     list_filter = ["immutable"]
     list_select_related = ["legal_hold"]
     show_full_result_count = False
-    fields = [
+    readonly_fields: ClassVar[tuple[str, ...]] = (
         "id",
         "user_id",
         "agent_id",
@@ -119,5 +129,5 @@ class MemoryAdmin(ReadOnlyAdmin):
         "hash",
         "created_at",
         "updated_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields

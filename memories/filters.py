@@ -56,8 +56,24 @@ class FilterError(ValueError):
     """A filter the grammar does not accept; the message names the key, operator or value at fault."""
 
 
+def contains_nul(value: Any, depth: int = 0) -> bool:
+    """True when a string anywhere in a JSON value holds a NUL character, which PostgreSQL text and jsonb
+    refuse (an error at query time, so it is caught here as bad input)."""
+    if depth > 50:
+        return False
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k, depth + 1) or contains_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(v, depth + 1) for v in value)
+    return False
+
+
 def filters_to_q(filters: Any) -> Q:
     """The Q for a v2 filter object (an empty object matches everything)."""
+    if contains_nul(filters):
+        raise FilterError("filters must not contain NUL characters")
     return _node(filters, depth=0, where="filters")
 
 

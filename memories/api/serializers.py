@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from ..filters import contains_nul
 from ..models import ENTITY_FIELDS, DeletionJob, Memory, MemoryHistory
 
 MAX_BATCH = 1000
@@ -19,6 +20,8 @@ class EntityIdField(serializers.CharField):
 def _json_object(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise serializers.ValidationError(f"{name} must be a JSON object")
+    if contains_nul(value):
+        raise serializers.ValidationError(f"{name} must not contain NUL characters")
     return value
 
 
@@ -145,7 +148,7 @@ class V3QueryInputSerializer(serializers.Serializer):
 
 
 class ListInputSerializer(V3QueryInputSerializer):
-    page = serializers.IntegerField(required=False, min_value=1, default=1)
+    page = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000, default=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=100)
     start_date = serializers.CharField(required=False, max_length=40)
     end_date = serializers.CharField(required=False, max_length=40)

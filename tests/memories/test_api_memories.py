@@ -405,3 +405,22 @@ def test_list_filters_are_index_backed(db, filters, index):
 
     plan = _plan(memories_list(filters=filters).query.sql_with_params())
     assert index in plan and "Seq Scan" not in plan
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v3/memories/add/", {"messages": [{"role": "user", "content": "a\x00b"}], "user_id": "a"}),
+        ("/v3/memories/add/", {"messages": [{"role": "user", "content": "x"}], "user_id": "a\x00"}),
+        ("/v3/memories/add/", {"messages": [{"role": "user", "content": "x"}], "user_id": "a", "metadata": {"k": "\x00"}}),
+        ("/v3/memories/", {"filters": {"user_id": "a\x00"}}),
+        ("/v3/memories/", {"filters": {"user_id": "a", "metadata": {"k\x00": 1}}}),
+        ("/v3/memories/?page=99999999999", {"filters": {"user_id": "a"}}),
+        ("/v3/memories/search/", {"query": "x\x00", "filters": {"user_id": "a"}}),
+        ("/v3/memories/search/", {"query": "x", "filters": {"user_id": "a"}, "threshold": "NaN"}),
+    ],
+)  # fmt: skip
+def test_hostile_input_is_a_400_not_a_500(api, path, body):
+    response = api.post(path, body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]
