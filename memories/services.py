@@ -196,3 +196,63 @@ def legal_hold_lift(*, hold: LegalHold, lifted_by: str) -> LegalHold:
         hold.lifted_by = lifted_by
         hold.save(update_fields=["lifted_at", "lifted_by"])
     return hold
+
+
+class MemoryNotFound(Exception):
+    """An update names a memory id that does not exist (the id is not personal data)."""
+
+    def __init__(self, memory_id: uuid.UUID):
+        self.memory_id = memory_id
+        super().__init__(str(memory_id))
+
+
+@transaction.atomic
+def memories_update_batch(*, updates: list[dict[str, Any]]) -> int:
+    """Applies [{"memory_id": UUID, "text"?: str, "metadata"?: …}, …] all or nothing, rows locked in id order
+    (no deadlock between two batches). Raises MemoryNotFound, MemoryImmutable, MemoryWriteBlocked; any of them
+    rolls the whole batch back. Side effects: as memory_update per item."""
+    by_id = {item["memory_id"]: item for item in updates}
+    memories = {m.id: m for m in Memory.objects.select_for_update().filter(id__in=by_id).order_by("id")}
+    for memory_id in sorted(by_id):
+        memory = memories.get(memory_id)
+        if memory is None:
+            raise MemoryNotFound(memory_id)
+        item = by_id[memory_id]
+        memory_update(
+            memory=memory,
+            text=item.get("text"),
+            metadata=item["metadata"] if "metadata" in item else _UNSET,
+        )
+    return len(by_id)
+
+
+def memories_delete_by_ids(
+    *, memory_ids: list[uuid.UUID], kind: str, requested_by: str
+) -> dict[uuid.UUID, str]:
+    """Deletes these memories through the one deletion engine (memories_delete_now) and reports each id as
+    "deleted", "held" (legal hold) or "not_found". Runs no engine job when nothing deletable exists.
+    Side effects: those of the engine (memories and their history text removed, DELETE events, a DeletionJob)."""
+    from .engine import memories_delete_now
+
+    wanted = list(dict.fromkeys(memory_ids))
+    present = dict(Memory.objects.filter(id__in=wanted).values_list("id", "legal_hold_id"))
+    deleted: set[uuid.UUID] = set()
+    if any(hold is None for hold in present.values()):
+        result = memories_delete_now(
+            kind=kind, scope={"memory_ids": [str(i) for i in present]}, requested_by=requested_by
+        )
+        deleted = set(result.deleted_ids)
+    outcome: dict[uuid.UUID, str] = {}
+    still_held = set(
+        Memory.objects.filter(
+            id__in=[i for i in present if i not in deleted], legal_hold__isnull=False
+        ).values_list("id", flat=True)
+    )
+    for memory_id in wanted:
+        if memory_id in deleted:
+            outcome[memory_id] = "deleted"
+        elif memory_id in still_held:
+            outcome[memory_id] = "held"
+        else:
+            outcome[memory_id] = "not_found"
+    return outcome
