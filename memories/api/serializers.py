@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from ..filters import contains_nul
@@ -210,6 +211,7 @@ class HistoryOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "memory_id", "event", "old_memory", "new_memory", "categories", "created_at"]
 
 
+@extend_schema_serializer(component_name="DeletionEvent")
 class EventOutputSerializer(serializers.ModelSerializer):
     event_type = serializers.SerializerMethodField()
 

@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.db import transaction
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,6 +43,34 @@ logger = logging.getLogger(__name__)
 NO_ENTITY_FILTER = "At least one of user_id, agent_id, app_id or run_id is required in filters."
 DELETE_IN_PROGRESS = "Delete in progress. This may take some time."
 
+TAG = "memories (Mem0-compatible)"
+ErrorSerializer = inline_serializer("MemoryApiError", {"error": serializers.CharField()})
+MessageSerializer = inline_serializer("MemoryApiMessage", {"message": serializers.CharField()})
+DeleteJobSerializer = inline_serializer(
+    "DeleteJobStarted", {"message": serializers.CharField(), "event_id": serializers.UUIDField()}
+)
+ERRORS = {400: ErrorSerializer, 404: ErrorSerializer}
+ADD_SCHEMA = extend_schema(
+    tags=[TAG],
+    request=AddInputSerializer,
+    responses={
+        200: inline_serializer("AddResults", {"results": AddResultSerializer(many=True)}),
+        400: ErrorSerializer,
+        403: ErrorSerializer,
+        409: ErrorSerializer,
+    },
+)
+DELETE_ALL_SCHEMA = extend_schema(
+    tags=[TAG],
+    parameters=[DeleteAllQuerySerializer],
+    request=None,
+    responses={200: DeleteJobSerializer, 400: ErrorSerializer},
+)
+PAGE_PARAMS = [
+    OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY),
+    OpenApiParameter("page_size", OpenApiTypes.INT, OpenApiParameter.QUERY),
+]
+
 
 def _requested_by(request: Request) -> str:
     key = request.auth
@@ -62,6 +92,18 @@ def _start_delete_job(request: Request, *, kind: str, scope: dict[str, Any]) -> 
 
 
 class PingView(APIView):
+    @extend_schema(
+        tags=[TAG],
+        responses=inline_serializer(
+            "Ping",
+            {
+                "status": serializers.CharField(),
+                "org_id": serializers.CharField(),
+                "project_id": serializers.CharField(),
+                "user_email": serializers.CharField(allow_null=True),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         key = request.auth
         return Response(
@@ -110,6 +152,7 @@ def delete_memories_by_filter(request: Request) -> Response:
 
 
 class MemoryAddView(APIView):
+    @ADD_SCHEMA
     def post(self, request: Request) -> Response:
         return add_memories(request)
 
@@ -117,14 +160,18 @@ class MemoryAddView(APIView):
 class MemoryCollectionV1View(APIView):
     """/v1/memories/: POST is the legacy add, DELETE deletes by entity/metadata."""
 
+    @extend_schema(operation_id="v1_memories_add_legacy")
+    @ADD_SCHEMA
     def post(self, request: Request) -> Response:
         return add_memories(request)
 
+    @DELETE_ALL_SCHEMA
     def delete(self, request: Request) -> Response:
         return delete_memories_by_filter(request)
 
 
 class MemoryDetailView(APIView):
+    @extend_schema(tags=[TAG], responses={200: MemoryOutputSerializer, **ERRORS})
     def get(self, request: Request, memory_id: str) -> Response:
         parsed = _parse_uuid(memory_id)
         if parsed is None:
@@ -134,6 +181,11 @@ class MemoryDetailView(APIView):
             return error(errors.MEMORY_NOT_FOUND, status.HTTP_404_NOT_FOUND)
         return Response(MemoryOutputSerializer(memory).data)
 
+    @extend_schema(
+        tags=[TAG],
+        request=UpdateInputSerializer,
+        responses={200: MemoryOutputSerializer, 403: ErrorSerializer, 409: ErrorSerializer, **ERRORS},
+    )
     def put(self, request: Request, memory_id: str) -> Response:
         parsed = _parse_uuid(memory_id)
         if parsed is None:
@@ -153,6 +205,11 @@ class MemoryDetailView(APIView):
             return error(errors.MEMORY_NOT_FOUND, status.HTTP_404_NOT_FOUND)
         return Response(MemoryOutputSerializer(memory).data)
 
+    @extend_schema(
+        tags=[TAG],
+        operation_id="v1_memories_delete_one",
+        responses={200: MessageSerializer, 409: ErrorSerializer, **ERRORS},
+    )
     def delete(self, request: Request, memory_id: str) -> Response:
         parsed = _parse_uuid(memory_id)
         if parsed is None:
@@ -168,6 +225,7 @@ class MemoryDetailView(APIView):
 
 
 class MemoryHistoryView(APIView):
+    @extend_schema(tags=[TAG], responses={200: HistoryOutputSerializer(many=True), **ERRORS})
     def get(self, request: Request, memory_id: str) -> Response:
         parsed = _parse_uuid(memory_id)
         if parsed is None:
@@ -194,6 +252,23 @@ class MemoryListView(APIView):
     """POST /v3/memories/: filters in the body; page and page_size in the query (how the client sends them)
     or in the body."""
 
+    @extend_schema(
+        tags=[TAG],
+        parameters=PAGE_PARAMS,
+        request=ListInputSerializer,
+        responses={
+            200: inline_serializer(
+                "MemoryPage",
+                {
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": MemoryOutputSerializer(many=True),
+                },
+            ),
+            400: ErrorSerializer,
+        },
+    )
     def post(self, request: Request) -> Response:
         data = dict(request.data) if isinstance(request.data, dict) else {}
         for name in ("page", "page_size"):
@@ -229,6 +304,14 @@ class MemoryListView(APIView):
 
 
 class MemorySearchView(APIView):
+    @extend_schema(
+        tags=[TAG],
+        request=SearchInputSerializer,
+        responses={
+            200: inline_serializer("SearchResults", {"results": MemoryOutputSerializer(many=True)}),
+            400: ErrorSerializer,
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = SearchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -255,6 +338,7 @@ class MemorySearchView(APIView):
 
 
 class EventView(APIView):
+    @extend_schema(tags=[TAG], responses={200: EventOutputSerializer, **ERRORS})
     def get(self, request: Request, event_id: str) -> Response:
         parsed = _parse_uuid(event_id)
         if parsed is None:
@@ -277,6 +361,28 @@ class BatchView(APIView):
             return error(f"Maximum of {MAX_BATCH} memories can be {verb} in a single request")
         return memories
 
+    @extend_schema(
+        tags=[TAG],
+        request=BatchDeleteInputSerializer,
+        responses={
+            200: inline_serializer(
+                "BatchDeleteResult",
+                {
+                    "message": serializers.CharField(),
+                    "deleted": serializers.IntegerField(),
+                    "held": serializers.IntegerField(),
+                    "not_found": serializers.IntegerField(),
+                    "invalid_id": serializers.IntegerField(),
+                    "results": inline_serializer(
+                        "BatchDeleteOutcome",
+                        {"memory_id": serializers.CharField(), "status": serializers.CharField()},
+                        many=True,
+                    ),
+                },
+            ),
+            400: ErrorSerializer,
+        },
+    )
     def delete(self, request: Request) -> Response:
         items = self._items(request, "deleted")
         if isinstance(items, Response):
@@ -311,6 +417,11 @@ class BatchView(APIView):
             }
         )
 
+    @extend_schema(
+        tags=[TAG],
+        request=BatchUpdateInputSerializer,
+        responses={200: MessageSerializer, 403: ErrorSerializer, 409: ErrorSerializer, **ERRORS},
+    )
     def put(self, request: Request) -> Response:
         items = self._items(request, "updated")
         if isinstance(items, Response):
@@ -329,11 +440,31 @@ class BatchView(APIView):
 
 
 class EntitiesView(APIView):
+    @extend_schema(
+        tags=[TAG],
+        responses=inline_serializer(
+            "Entities",
+            {
+                "results": inline_serializer(
+                    "Entity",
+                    {
+                        "name": serializers.CharField(),
+                        "type": serializers.CharField(),
+                        "total_memories": serializers.IntegerField(),
+                        "created_at": serializers.DateTimeField(),
+                        "updated_at": serializers.DateTimeField(),
+                    },
+                    many=True,
+                )
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         return Response({"results": selectors.entities_list()})
 
 
 class EntityDeleteView(APIView):
+    @extend_schema(tags=[TAG], responses={200: DeleteJobSerializer, **ERRORS})
     def delete(self, request: Request, entity_type: str, name: str) -> Response:
         if entity_type not in ENTITY_TYPES:
             return error(f"Invalid entity type: {entity_type}. Must be one of: {', '.join(ENTITY_TYPES)}")
