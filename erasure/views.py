@@ -1,0 +1,570 @@
+"""Server-rendered pages: the data subject's request form and status page, and the privacy team's console.
+
+Views are thin: they validate with erasure.forms, call one service or selector, and render. Subject identifiers
+never appear in a URL (except the subject's own secret status token) or in a log line.
+"""
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from memories.models import LegalHold
+from memories.scope import ScopeError
+from memories.services import legal_hold_lift, legal_hold_place
+
+from . import deadlines, selectors, services
+from .forms import (
+    REGULATION_HELP,
+    REJECTION_REASON_TEXT,
+    ApproveForm,
+    CancelForm,
+    ExportForm,
+    ExtendForm,
+    LegalHoldForm,
+    QueueFilterForm,
+    RejectForm,
+    StaffRequestForm,
+    SubjectRequestForm,
+    VerifyIdentityForm,
+)
+from .models import ErasureRequest, IdentityStatus, State
+
+logger = logging.getLogger(__name__)
+
+QUEUE_PAGE_SIZE = 25
+SUBMITTED_SESSION_KEY = "erasure_submitted_request"
+
+
+# --- abuse protection of the public form ---------------------------------------------------------------------
+
+
+def _form_rate() -> tuple[int, int]:
+    """(requests, seconds) from SUBJECT_FORM_RATE (e.g. "20/hour") or REST_FRAMEWORK's "subject_form" rate."""
+    rate = getattr(settings, "SUBJECT_FORM_RATE", None) or settings.REST_FRAMEWORK.get(
+        "DEFAULT_THROTTLE_RATES", {}
+    ).get("subject_form", "20/hour")
+    count, _, period = str(rate).partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[:1].lower()]
+    return int(count), seconds
+
+
+def _client_key(request: HttpRequest) -> str:
+    # A keyed hash: the cache never holds a visitor's IP address in clear.
+    ip = request.META.get("REMOTE_ADDR", "")
+    return hashlib.sha256(f"{settings.SECRET_KEY}:form-ip:{ip}".encode()).hexdigest()[:32]
+
+
+def _throttle_key(client: str, now: float | None = None) -> tuple[str, int]:
+    _count, seconds = _form_rate()
+    window = int((now if now is not None else time.time()) // seconds)
+    return f"subject-form:{client}:{window}", seconds
+
+
+def form_throttle_hit(request: HttpRequest) -> bool:
+    """Counts one submission; False once the client is over the rate in the current fixed window."""
+    limit, _ = _form_rate()
+    key, seconds = _throttle_key(_client_key(request))
+    cache.add(key, 0, timeout=seconds + 5)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=seconds + 5)
+        used = 1
+    return used <= limit
+
+
+def form_throttle_reset(remote_addr: str) -> None:
+    """Forgets the current window's count for one address (tests, and staff unblocking a shared NAT)."""
+    key, _ = _throttle_key(hashlib.sha256(f"{settings.SECRET_KEY}:form-ip:{remote_addr}".encode()).hexdigest()[:32])
+    cache.delete(key)
+
+
+# --- data subject pages --------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def subject_request(request: HttpRequest) -> HttpResponse:
+    form = SubjectRequestForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "regulation_help": REGULATION_HELP}
+    if request.method == "POST":
+        if not form_throttle_hit(request):
+            logger.warning("subject form throttled")
+            return render(request, "erasure/subject_throttled.html", status=429)
+        if form.is_bot:
+            # Answer like a success so a bot learns nothing; nothing is created or sent.
+            logger.info("subject form honeypot filled")
+            return render(request, "erasure/subject_submitted.html", {"erasure": None})
+        if form.is_valid():
+            erasure, _token = services.erasure_request_create(
+                regulation=form.cleaned_data["regulation"],
+                user_ids=form.cleaned_data["user_ids"],
+                email=form.cleaned_data["email"],
+                channel="form",
+                actor="form",
+            )
+            request.session[SUBMITTED_SESSION_KEY] = str(erasure.pk)
+            return redirect("erasure_pages:subject-submitted")
+        return render(request, "erasure/subject_request.html", context, status=400)
+    return render(request, "erasure/subject_request.html", context)
+
+
+@never_cache
+@require_GET
+def subject_submitted(request: HttpRequest) -> HttpResponse:
+    pk = request.session.get(SUBMITTED_SESSION_KEY)
+    if not pk:
+        return redirect("erasure_pages:subject-request")
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    return render(request, "erasure/subject_submitted.html", {"erasure": erasure})
+
+
+SUBJECT_STEPS = [
+    ("received", "Request received"),
+    ("identity", "Identity checked"),
+    ("scheduled", "Erasure scheduled"),
+    ("erased", "Data erased"),
+    ("verified", "Erasure confirmed"),
+]
+
+
+def _subject_progress(erasure: ErasureRequest) -> tuple[str, str, list[dict[str, Any]]]:
+    """(headline, explanation, steps) in plain words for the subject."""
+    done = {
+        "received": erasure.received_at,
+        "identity": erasure.identity_verified_at,
+        "scheduled": erasure.approved_at,
+        "erased": erasure.deleted_at,
+        "verified": erasure.verified_at,
+    }
+    steps: list[dict[str, Any]] = []
+    current_found = False
+    for key, label in SUBJECT_STEPS:
+        at = done[key]
+        status = "done" if at else ("todo" if current_found else "current")
+        current_found = current_found or not at
+        steps.append({"key": key, "label": label, "at": at, "status": status})
+
+    state = erasure.state
+    if state == State.VERIFIED:
+        return (
+            "Your data has been erased",
+            "We erased the data linked to your ids and checked afterwards that none of it remains in our "
+            "memory store.",
+            steps,
+        )
+    if state == State.DELETED:
+        return ("Your data has been erased", "We are now double-checking that nothing remains.", steps)
+    if state == State.REJECTED:
+        reason = REJECTION_REASON_TEXT.get(erasure.rejection_reason, REJECTION_REASON_TEXT["other"])
+        return ("We could not carry out your request", reason, [])
+    if state == State.CANCELLED:
+        return ("Your request was cancelled", "No data was erased. You can send a new request at any time.", [])
+    if state == State.FAILED:
+        return (
+            "Your erasure is in progress",
+            "The erasure was interrupted by a technical problem. Our team has been alerted and will resume it; "
+            "the deadline below still applies.",
+            steps,
+        )
+    if erasure.approved_at:
+        return ("Your data is being erased", "The erasure has started and will finish shortly.", steps)
+    if state == State.SCOPED:
+        return (
+            "Your erasure is scheduled",
+            "We have found the data linked to your ids. The erasure is being prepared.",
+            steps,
+        )
+    if erasure.identity_status == IdentityStatus.VERIFIED:
+        return ("We are finding your data", "Your identity is confirmed. We are locating the data.", steps)
+    return (
+        "We have received your request",
+        "We are checking that the request comes from you. We may contact you by e-mail.",
+        steps,
+    )
+
+
+@never_cache
+@require_GET
+def subject_status(request: HttpRequest, reference: str) -> HttpResponse:
+    token = request.GET.get("token", "")
+    erasure = selectors.erasure_request_by_status_token(reference=reference, token=token) if token else None
+    if erasure is None:
+        # Same answer for an unknown reference and a wrong token: the page reveals nothing.
+        raise Http404("Request not found")
+    headline, explanation, steps = _subject_progress(erasure)
+    days = deadlines.days_left(erasure)
+    context = {
+        "erasure": erasure,
+        "headline": headline,
+        "explanation": explanation,
+        "steps": steps,
+        "days_left": days,
+        "late_days": -days if days is not None and days < 0 else None,
+    }
+    response = render(request, "erasure/subject_status.html", context)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# --- privacy team: authentication ----------------------------------------------------------------------------
+
+
+class StaffAuthenticationForm(AuthenticationForm):
+    def confirm_login_allowed(self, user: Any) -> None:
+        super().confirm_login_allowed(user)
+        if not user.is_staff:
+            raise ValidationError("This account is not a member of the privacy team.", code="not_staff")
+
+
+class StaffLoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    authentication_form = StaffAuthenticationForm
+    redirect_authenticated_user = True
+
+
+def staff_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Anonymous visitors go to the login page; signed-in accounts without is_staff get 403."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _actor(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+# --- privacy team: queue and new request ---------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    filters = QueueFilterForm(request.GET or None)
+    state = regulation = None
+    overdue: bool | None = None
+    if filters.is_valid():
+        state = filters.cleaned_data["state"] or None
+        regulation = filters.cleaned_data["regulation"] or None
+        overdue = True if filters.cleaned_data["overdue"] else None
+    qs = selectors.erasure_request_list(state=state, regulation=regulation, overdue=overdue)
+    page = Paginator(qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = []
+    for r in page.object_list:
+        days = deadlines.days_left(r)
+        rows.append({"r": r, "days_left": days, "late": -days if days is not None and days < 0 else 0,
+                     "overdue": deadlines.is_overdue(r)})
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "erasure/staff/queue.html",
+        {"filters": filters, "page": page, "rows": rows, "query": query.urlencode(), "nav": "queue"},
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    form = StaffRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        erasure, _token = services.erasure_request_create(
+            regulation=form.cleaned_data["regulation"],
+            user_ids=form.cleaned_data["user_ids"],
+            email=form.cleaned_data["email"] or "",
+            scope=form.scope_fields() or None,
+            suppress=form.cleaned_data["suppress"],
+            channel="staff",
+            actor=_actor(request),
+        )
+        messages.success(request, f"Request {erasure.reference} created.")
+        return redirect("erasure_pages:request-detail", pk=erasure.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "erasure/staff/request_new.html", {"form": form, "nav": "new"}, status=status)
+
+
+# --- privacy team: request detail and actions ----------------------------------------------------------------
+
+TIMELINE = [
+    ("received_at", "Received"),
+    ("acknowledged_at", "Acknowledged"),
+    ("identity_verified_at", "Identity verified"),
+    ("scoped_at", "Scoped"),
+    ("approved_at", "Approved"),
+    ("deleted_at", "Deleted"),
+    ("verified_at", "Verified"),
+    ("rejected_at", "Rejected"),
+    ("cancelled_at", "Cancelled"),
+    ("failed_at", "Failed"),
+    ("extended_at", "Deadline extended"),
+    ("notified_at", "Subject notified"),
+    ("pseudonymised_at", "Identifiers pseudonymised"),
+]
+
+
+def _is_running(erasure: ErasureRequest) -> bool:
+    return bool(erasure.approved_at) and erasure.state in (State.SCOPED, State.DELETED)
+
+
+def _progress(erasure: ErasureRequest) -> dict[str, Any] | None:
+    if not erasure.approved_at:
+        return None
+    data = dict(selectors.progress(erasure))
+    total = data.get("total") or 0
+    deleted = data.get("deleted") or 0
+    data["percent"] = 100 if erasure.state in (State.DELETED, State.VERIFIED) else (
+        min(100, round(100 * deleted / total)) if total else 0
+    )
+    return data
+
+
+def _action_forms(erasure: ErasureRequest, bound: dict[str, forms.Form] | None = None) -> dict[str, forms.Form]:
+    prefix = {"verify-identity": VerifyIdentityForm, "reject": RejectForm, "cancel": CancelForm, "extend": ExtendForm}
+    out: dict[str, forms.Form] = {name: cls(prefix=name.replace("-", "_")) for name, cls in prefix.items()}
+    out.update(bound or {})
+    return out
+
+
+def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None = None) -> dict[str, Any]:
+    allowed = selectors.allowed_actions(erasure)
+    forms_by_action = _action_forms(erasure, bound)
+    days = deadlines.days_left(erasure)
+    return {
+        "erasure": erasure,
+        "allowed": allowed,
+        "verify_form": forms_by_action["verify-identity"],
+        "reject_form": forms_by_action["reject"],
+        "cancel_form": forms_by_action["cancel"],
+        "extend_form": forms_by_action["extend"],
+        "days_left": days,
+        "late_days": -days if days is not None and days < 0 else 0,
+        "overdue": deadlines.is_overdue(erasure),
+        "progress": _progress(erasure),
+        "running": _is_running(erasure),
+        "timeline": [(label, getattr(erasure, f)) for f, label in TIMELINE if getattr(erasure, f)],
+        "audit": list(erasure.audit_entries.order_by("id")),
+        "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
+        "by_run": sorted((erasure.scoped_by_run or {}).items()),
+        "nav": "queue",
+    }
+
+
+@staff_required
+@require_GET
+def request_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    return render(request, "erasure/staff/request_detail.html", _detail_context(erasure))
+
+
+@staff_required
+@require_GET
+def request_progress(request: HttpRequest, pk: str) -> JsonResponse:
+    """Polled by static/js/progress.js while a deletion runs: counts and states only."""
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    data = _progress(erasure) or {}
+    return JsonResponse(
+        {
+            "state": erasure.state,
+            "deleted": data.get("deleted"),
+            "total": data.get("total"),
+            "job_status": data.get("job_status"),
+            "percent": data.get("percent"),
+            "running": _is_running(erasure),
+        }
+    )
+
+
+# action -> (form class or None, call(erasure, actor, cleaned_data), success message)
+ActionCall = Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]
+ACTIONS: dict[str, tuple[type[forms.Form] | None, ActionCall, str]] = {
+    "verify-identity": (
+        VerifyIdentityForm,
+        lambda r, a, d: services.erasure_request_verify_identity(request=r, actor=a, note=d["note"]),
+        "Identity marked as verified.",
+    ),
+    "scope": (
+        None,
+        lambda r, a, d: services.erasure_request_scope(request=r, actor=a),
+        "Scope computed.",
+    ),
+    "approve": (
+        ApproveForm,
+        lambda r, a, d: services.erasure_request_approve(request=r, actor=a),
+        "Erasure approved: the deletion has started.",
+    ),
+    "reject": (
+        RejectForm,
+        lambda r, a, d: services.erasure_request_reject(request=r, actor=a, reason=d["reason"], note=d["note"]),
+        "Request rejected.",
+    ),
+    "cancel": (
+        CancelForm,
+        lambda r, a, d: services.erasure_request_cancel(request=r, actor=a, note=d["note"]),
+        "Request cancelled.",
+    ),
+    "retry": (
+        None,
+        lambda r, a, d: services.erasure_request_retry(request=r, actor=a),
+        "Deletion resumed.",
+    ),
+    "extend": (
+        ExtendForm,
+        lambda r, a, d: services.erasure_request_extend(request=r, actor=a, reason=d["reason"]),
+        "Deadline extended.",
+    ),
+}
+
+
+def _approve_context(erasure: ErasureRequest, form: forms.Form) -> dict[str, Any]:
+    return {
+        "erasure": erasure,
+        "form": form,
+        "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
+        "by_run": sorted((erasure.scoped_by_run or {}).items()),
+        "nav": "queue",
+    }
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        raise Http404("Unknown action")
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    form_class, call, done = ACTIONS[action]
+    if request.method == "GET":
+        if action != "approve":
+            return redirect("erasure_pages:request-detail", pk=erasure.pk)
+        return render(request, "erasure/staff/approve_confirm.html", _approve_context(erasure, ApproveForm()))
+
+    prefix = None if action == "approve" else action.replace("-", "_")
+    form = form_class(request.POST, prefix=prefix) if form_class else None
+    if form is not None and not form.is_valid():
+        if action == "approve":
+            return render(request, "erasure/staff/approve_confirm.html", _approve_context(erasure, form), status=400)
+        context = _detail_context(erasure, {action: form})
+        context["open_action"] = action
+        return render(request, "erasure/staff/request_detail.html", context, status=400)
+    try:
+        call(erasure, _actor(request), form.cleaned_data if form else {})
+    except services.IllegalTransition as exc:
+        allowed = ", ".join(exc.allowed_actions) or "none"
+        messages.error(
+            request,
+            f"Cannot {action.replace('-', ' ')} {erasure.reference}: it is now {exc.state}. "
+            f"Actions possible now: {allowed}.",
+        )
+    except ScopeError as exc:
+        messages.error(request, f"Cannot {action}: {exc}")
+    else:
+        messages.success(request, done)
+    return redirect("erasure_pages:request-detail", pk=erasure.pk)
+
+
+# --- privacy team: legal holds -------------------------------------------------------------------------------
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def legal_holds(request: HttpRequest) -> HttpResponse:
+    form = LegalHoldForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        hold = legal_hold_place(
+            scope=form.cleaned_data["scope"],
+            reason=form.cleaned_data["reason"],
+            note=form.cleaned_data["note"],
+            placed_by=_actor(request),
+        )
+        messages.success(request, f"Hold placed on {hold.memories_held} memories.")
+        return redirect("erasure_pages:legal-holds")
+    show_lifted = request.GET.get("lifted") == "1"
+    holds = LegalHold.objects.all() if show_lifted else LegalHold.objects.filter(lifted_at__isnull=True)
+    page = Paginator(holds, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "erasure/staff/legal_holds.html",
+        {"form": form, "page": page, "show_lifted": show_lifted, "nav": "holds"},
+        status=status,
+    )
+
+
+@staff_required
+@require_POST
+def legal_hold_lift_view(request: HttpRequest, pk: str) -> HttpResponse:
+    hold = get_object_or_404(LegalHold, pk=pk)
+    if hold.lifted_at:
+        messages.info(request, "This hold was already lifted.")
+    else:
+        legal_hold_lift(hold=hold, lifted_by=_actor(request))
+        messages.success(request, f"Hold lifted: {hold.memories_held} memories can be erased again.")
+    return redirect("erasure_pages:legal-holds")
+
+
+# --- privacy team: exports -----------------------------------------------------------------------------------
+
+
+def _export_function() -> Callable[..., HttpResponse] | None:
+    """The proof branch's export renderer, when it is installed (erasure.api.proof_views.audit_export_response)."""
+    try:
+        from .api import proof_views  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(proof_views, "audit_export_response", None)
+
+
+@staff_required
+@require_GET
+def exports(request: HttpRequest) -> HttpResponse:
+    form = ExportForm(initial={"format": "csv"})
+    return render(
+        request,
+        "erasure/staff/exports.html",
+        {"form": form, "available": _export_function() is not None, "nav": "exports"},
+    )
+
+
+@staff_required
+@require_GET
+def export_download(request: HttpRequest) -> HttpResponse:
+    form = ExportForm(request.GET)
+    render_export = _export_function()
+    if not form.is_valid() or render_export is None:
+        if render_export is None:
+            messages.error(request, "The audit export is not available on this server yet.")
+        return render(
+            request,
+            "erasure/staff/exports.html",
+            {"form": form, "available": render_export is not None, "nav": "exports"},
+            status=400 if render_export else 503,
+        )
+    return render_export(
+        fmt=form.cleaned_data["format"],
+        date_from=form.cleaned_data["from"],
+        date_to=form.cleaned_data["to"],
+        actor=_actor(request),
+    )
