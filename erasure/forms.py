@@ -26,7 +26,7 @@ REGULATION_HELP = {
 }
 
 # The DRP reason codes in plain words, for staff (select) and for the subject (status page).
-REJECTION_REASON_TEXT = {
+REJECTION_REASON_TEXT: dict[str, str] = {
     RejectionReason.SUSPECTED_FRAUD: "We could not accept the request because it appears not to come from the "
     "person the data is about.",
     RejectionReason.INSUF_VERIFICATION: "We could not verify your identity with the information provided.",
@@ -71,16 +71,19 @@ class SubjectRequestForm(forms.Form):
         label="Which law do you make this request under?",
         choices=Regulation.choices,
         widget=forms.RadioSelect,
+        error_messages={"required": "Choose the law you make the request under."},
     )
     user_ids = forms.CharField(
         label="Your user id(s) in the product",
         help_text="The id the AI product knows you by (shown in your account settings). "
         "If you have several, enter one per line.",
+        error_messages={"required": "Enter at least one user id, one per line."},
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
     )
     email = forms.EmailField(
         label="Your e-mail address",
         help_text="We send the confirmation and a private link to follow your request to this address.",
+        error_messages={"required": "Enter your e-mail address so we can send you the status link."},
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     details = forms.CharField(
@@ -258,7 +261,9 @@ class ExportForm(forms.Form):
         self.fields["from"] = forms.DateField(
             label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
         )
-        self.fields["to"] = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+        self.fields["to"] = forms.DateField(
+            label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -12,7 +12,9 @@ urlpatterns = [
     path("privacy/request/sent/", views.subject_submitted, name="subject-submitted"),
     path("privacy/status/<str:reference>/", views.subject_status, name="subject-status"),
     path("privacy-team/login/", views.StaffLoginView.as_view(), name="login"),
-    path("privacy-team/logout/", auth_views.LogoutView.as_view(next_page="erasure_pages:login"), name="logout"),
+    path(
+        "privacy-team/logout/", auth_views.LogoutView.as_view(next_page="erasure_pages:login"), name="logout"
+    ),
     path("privacy-team/", views.queue, name="queue"),
     path("privacy-team/requests/new/", views.request_new, name="request-new"),
     path("privacy-team/requests/<uuid:pk>/", views.request_detail, name="request-detail"),

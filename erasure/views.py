@@ -57,9 +57,8 @@ SUBMITTED_SESSION_KEY = "erasure_submitted_request"
 
 def _form_rate() -> tuple[int, int]:
     """(requests, seconds) from SUBJECT_FORM_RATE (e.g. "20/hour") or REST_FRAMEWORK's "subject_form" rate."""
-    rate = getattr(settings, "SUBJECT_FORM_RATE", None) or settings.REST_FRAMEWORK.get(
-        "DEFAULT_THROTTLE_RATES", {}
-    ).get("subject_form", "20/hour")
+    rates: Any = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES") or {}
+    rate = getattr(settings, "SUBJECT_FORM_RATE", None) or rates.get("subject_form", "20/hour")
     count, _, period = str(rate).partition("/")
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[:1].lower()]
     return int(count), seconds
@@ -92,7 +91,9 @@ def form_throttle_hit(request: HttpRequest) -> bool:
 
 def form_throttle_reset(remote_addr: str) -> None:
     """Forgets the current window's count for one address (tests, and staff unblocking a shared NAT)."""
-    key, _ = _throttle_key(hashlib.sha256(f"{settings.SECRET_KEY}:form-ip:{remote_addr}".encode()).hexdigest()[:32])
+    key, _ = _throttle_key(
+        hashlib.sha256(f"{settings.SECRET_KEY}:form-ip:{remote_addr}".encode()).hexdigest()[:32]
+    )
     cache.delete(key)
 
 
@@ -113,15 +114,19 @@ def subject_request(request: HttpRequest) -> HttpResponse:
             logger.info("subject form honeypot filled")
             return render(request, "erasure/subject_submitted.html", {"erasure": None})
         if form.is_valid():
-            erasure, _token = services.erasure_request_create(
-                regulation=form.cleaned_data["regulation"],
-                user_ids=form.cleaned_data["user_ids"],
-                email=form.cleaned_data["email"],
-                channel="form",
-                actor="form",
-            )
-            request.session[SUBMITTED_SESSION_KEY] = str(erasure.pk)
-            return redirect("erasure_pages:subject-submitted")
+            try:
+                erasure, _token = services.erasure_request_create(
+                    regulation=form.cleaned_data["regulation"],
+                    user_ids=form.cleaned_data["user_ids"],
+                    email=form.cleaned_data["email"],
+                    channel="form",
+                    actor="form",
+                )
+            except services.ErasureInputError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                request.session[SUBMITTED_SESSION_KEY] = str(erasure.pk)
+                return redirect("erasure_pages:subject-submitted")
         return render(request, "erasure/subject_request.html", context, status=400)
     return render(request, "erasure/subject_request.html", context)
 
@@ -176,7 +181,11 @@ def _subject_progress(erasure: ErasureRequest) -> tuple[str, str, list[dict[str,
         reason = REJECTION_REASON_TEXT.get(erasure.rejection_reason, REJECTION_REASON_TEXT["other"])
         return ("We could not carry out your request", reason, [])
     if state == State.CANCELLED:
-        return ("Your request was cancelled", "No data was erased. You can send a new request at any time.", [])
+        return (
+            "Your request was cancelled",
+            "No data was erased. You can send a new request at any time.",
+            [],
+        )
     if state == State.FAILED:
         return (
             "Your erasure is in progress",
@@ -276,8 +285,14 @@ def queue(request: HttpRequest) -> HttpResponse:
     rows = []
     for r in page.object_list:
         days = deadlines.days_left(r)
-        rows.append({"r": r, "days_left": days, "late": -days if days is not None and days < 0 else 0,
-                     "overdue": deadlines.is_overdue(r)})
+        rows.append(
+            {
+                "r": r,
+                "days_left": days,
+                "late": -days if days is not None and days < 0 else 0,
+                "overdue": deadlines.is_overdue(r),
+            }
+        )
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -292,17 +307,21 @@ def queue(request: HttpRequest) -> HttpResponse:
 def request_new(request: HttpRequest) -> HttpResponse:
     form = StaffRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        erasure, _token = services.erasure_request_create(
-            regulation=form.cleaned_data["regulation"],
-            user_ids=form.cleaned_data["user_ids"],
-            email=form.cleaned_data["email"] or "",
-            scope=form.scope_fields() or None,
-            suppress=form.cleaned_data["suppress"],
-            channel="staff",
-            actor=_actor(request),
-        )
-        messages.success(request, f"Request {erasure.reference} created.")
-        return redirect("erasure_pages:request-detail", pk=erasure.pk)
+        try:
+            erasure, _token = services.erasure_request_create(
+                regulation=form.cleaned_data["regulation"],
+                user_ids=form.cleaned_data["user_ids"],
+                email=form.cleaned_data["email"] or "",
+                scope=form.scope_fields() or None,
+                suppress=form.cleaned_data["suppress"],
+                channel="staff",
+                actor=_actor(request),
+            )
+        except services.ErasureInputError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Request {erasure.reference} created.")
+            return redirect("erasure_pages:request-detail", pk=erasure.pk)
     status = 400 if request.method == "POST" else 200
     return render(request, "erasure/staff/request_new.html", {"form": form, "nav": "new"}, status=status)
 
@@ -336,14 +355,23 @@ def _progress(erasure: ErasureRequest) -> dict[str, Any] | None:
     data = dict(selectors.progress(erasure))
     total = data.get("total") or 0
     deleted = data.get("deleted") or 0
-    data["percent"] = 100 if erasure.state in (State.DELETED, State.VERIFIED) else (
-        min(100, round(100 * deleted / total)) if total else 0
+    data["percent"] = (
+        100
+        if erasure.state in (State.DELETED, State.VERIFIED)
+        else (min(100, round(100 * deleted / total)) if total else 0)
     )
     return data
 
 
-def _action_forms(erasure: ErasureRequest, bound: dict[str, forms.Form] | None = None) -> dict[str, forms.Form]:
-    prefix = {"verify-identity": VerifyIdentityForm, "reject": RejectForm, "cancel": CancelForm, "extend": ExtendForm}
+def _action_forms(
+    erasure: ErasureRequest, bound: dict[str, forms.Form] | None = None
+) -> dict[str, forms.Form]:
+    prefix = {
+        "verify-identity": VerifyIdentityForm,
+        "reject": RejectForm,
+        "cancel": CancelForm,
+        "extend": ExtendForm,
+    }
     out: dict[str, forms.Form] = {name: cls(prefix=name.replace("-", "_")) for name, cls in prefix.items()}
     out.update(bound or {})
     return out
@@ -418,7 +446,9 @@ ACTIONS: dict[str, tuple[type[forms.Form] | None, ActionCall, str]] = {
     ),
     "reject": (
         RejectForm,
-        lambda r, a, d: services.erasure_request_reject(request=r, actor=a, reason=d["reason"], note=d["note"]),
+        lambda r, a, d: services.erasure_request_reject(
+            request=r, actor=a, reason=d["reason"], note=d["note"]
+        ),
         "Request rejected.",
     ),
     "cancel": (
@@ -465,7 +495,9 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
     form = form_class(request.POST, prefix=prefix) if form_class else None
     if form is not None and not form.is_valid():
         if action == "approve":
-            return render(request, "erasure/staff/approve_confirm.html", _approve_context(erasure, form), status=400)
+            return render(
+                request, "erasure/staff/approve_confirm.html", _approve_context(erasure, form), status=400
+            )
         context = _detail_context(erasure, {action: form})
         context["open_action"] = action
         return render(request, "erasure/staff/request_detail.html", context, status=400)
@@ -478,8 +510,8 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
             f"Cannot {action.replace('-', ' ')} {erasure.reference}: it is now {exc.state}. "
             f"Actions possible now: {allowed}.",
         )
-    except ScopeError as exc:
-        messages.error(request, f"Cannot {action}: {exc}")
+    except (ScopeError, services.ErasureInputError) as exc:
+        messages.error(request, f"Cannot {action.replace('-', ' ')}: {exc}")
     else:
         messages.success(request, done)
     return redirect("erasure_pages:request-detail", pk=erasure.pk)
