@@ -232,7 +232,7 @@ class LegalHoldForm(ScopeFieldsMixin):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if self.errors:
+        if "metadata" in self.errors:
             return cleaned
         scope = self.scope()
         if not scope:
