@@ -10,5 +10,5 @@ urlpatterns = [
     path("healthz/", healthz),
     path("admin/", admin.site.urls),
     path("", include("memories.api.urls")),
-    path("", include("erasure.urls_pages")),
+    path("", include("erasure.api.urls")),
 ]

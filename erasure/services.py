@@ -16,10 +16,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from memories import engine
-from memories.models import DeletionJob, MemoryHistory, WriteBlock
+from memories.models import DeletionJob, LegalHold, Memory, MemoryHistory, WriteBlock
 from memories.pseudonyms import pseudonym, pseudonymise_scope
 from memories.scope import ScopeError, scope_queryset, validate_scope
-from memories.services import write_block_lift, write_block_place
+from memories.services import legal_hold_lift, legal_hold_place, write_block_lift, write_block_place
 
 from .audit import audit_append
 from .deadlines import acknowledge_due_date, due_date, extended_due_date
@@ -620,6 +620,49 @@ def erasure_request_check_action(*, request: ErasureRequest, action: str) -> Non
         raise IllegalTransition(request, action)
 
 
+# --- Legal holds (GDPR Art. 17(3)) ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def legal_hold_create(*, scope: dict[str, Any], reason: str, note: str = "", actor: str) -> LegalHold:
+    """Places a hold on every memory in `scope` not already held; an erasure then skips and counts them.
+    Side effects: a LegalHold row (scope kept pseudonymised only), memories' legal_hold set, one audit entry."""
+    if reason not in LegalHold.Reason.values:
+        raise ErasureInputError("reason", f"must be one of {', '.join(LegalHold.Reason.values)}")
+    try:
+        scope = validate_scope(scope)
+    except ScopeError as exc:
+        raise ErasureInputError("scope", str(exc)) from None
+    hold = legal_hold_place(scope=scope, reason=reason, note=note, placed_by=actor[:150])
+    audit_append(
+        actor=actor,
+        action="legal_hold.placed",
+        data={
+            "hold": str(hold.id),
+            "reason": reason,
+            "memories_held": hold.memories_held,
+            "scope": hold.scope_pseudonymised,
+        },
+    )
+    return hold
+
+
+@transaction.atomic
+def legal_hold_release(*, hold: LegalHold, actor: str) -> tuple[LegalHold, int]:
+    """Lifts a hold (its memories become erasable again); returns it with the number released. Lifting a lifted
+    hold changes nothing and writes no audit entry. Side effects: memories' legal_hold cleared, one audit entry."""
+    if hold.lifted_at is not None:
+        return hold, 0
+    released = Memory.objects.filter(legal_hold=hold).count()
+    hold = legal_hold_lift(hold=hold, lifted_by=actor[:150])
+    audit_append(
+        actor=actor,
+        action="legal_hold.lifted",
+        data={"hold": str(hold.id), "reason": hold.reason, "memories_released": released},
+    )
+    return hold, released
+
+
 __all__ = [
     "IllegalTransition",
     "IdentityNotVerified",
@@ -638,4 +681,6 @@ __all__ = [
     "erasure_request_pseudonymise",
     "erasure_request_job_finished",
     "engine_scope",
+    "legal_hold_create",
+    "legal_hold_release",
 ]

@@ -33,7 +33,9 @@ def test_finished_job_moves_the_request_to_deleted_with_the_jobs_counts(django_c
     # given
     memories_add(texts=["s1", "s2", "s3"], user_id="subj", agent_id="bot")
     memories_add(texts=["kept"], user_id="subj", agent_id="legal")
-    legal_hold_place(scope={"user_id": "subj", "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t")
+    legal_hold_place(
+        scope={"user_id": "subj", "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t"
+    )
     request = _approved(["subj"])
     # when
     with django_capture_on_commit_callbacks() as callbacks:
@@ -52,7 +54,9 @@ def test_verify_confirms_nothing_remains_and_pseudonymises_the_request():
     memories_add(texts=["s1", "s2"], user_id="subj", agent_id="bot", run_id="run-9")
     memories_add(texts=["kept"], user_id="subj", agent_id="legal")
     other = memories_add(texts=["not me"], user_id="other", agent_id="bot")
-    legal_hold_place(scope={"user_id": "subj", "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t")
+    legal_hold_place(
+        scope={"user_id": "subj", "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t"
+    )
     request = _approved(["subj"], suppress=True, scoped_by_agent={"bot": 2}, scoped_by_run={"run-9": 2})
     _run_job(request)
     # when
@@ -73,7 +77,9 @@ def test_verify_confirms_nothing_remains_and_pseudonymises_the_request():
     # the subject was told, then forgotten
     assert len(mail.outbox) == 1 and "complete" in mail.outbox[0].subject and request.notified_at
     assert request.subject_user_ids == [] and request.subject_email == "" and request.scope == {}
-    assert request.scoped_by_agent == {pseudonym("bot"): 2} and request.scoped_by_run == {pseudonym("run-9"): 2}
+    assert request.scoped_by_agent == {pseudonym("bot"): 2} and request.scoped_by_run == {
+        pseudonym("run-9"): 2
+    }
     assert request.subject_pseudonyms["user_ids"] == [pseudonym("subj")] and request.pseudonymised_at
 
 
