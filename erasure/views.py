@@ -27,7 +27,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from memories.models import LegalHold
 from memories.scope import ScopeError
-from memories.services import legal_hold_lift, legal_hold_place
 
 from . import deadlines, selectors, services
 from .forms import (
@@ -525,14 +524,18 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
 def legal_holds(request: HttpRequest) -> HttpResponse:
     form = LegalHoldForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        hold = legal_hold_place(
-            scope=form.cleaned_data["scope"],
-            reason=form.cleaned_data["reason"],
-            note=form.cleaned_data["note"],
-            placed_by=_actor(request),
-        )
-        messages.success(request, f"Hold placed on {hold.memories_held} memories.")
-        return redirect("erasure_pages:legal-holds")
+        try:
+            hold = services.legal_hold_create(
+                scope=form.cleaned_data["scope"],
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+                actor=_actor(request),
+            )
+        except services.ErasureInputError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Hold placed on {hold.memories_held} memories.")
+            return redirect("erasure_pages:legal-holds")
     show_lifted = request.GET.get("lifted") == "1"
     holds = LegalHold.objects.all() if show_lifted else LegalHold.objects.filter(lifted_at__isnull=True)
     page = Paginator(holds, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -552,8 +555,8 @@ def legal_hold_lift_view(request: HttpRequest, pk: str) -> HttpResponse:
     if hold.lifted_at:
         messages.info(request, "This hold was already lifted.")
     else:
-        legal_hold_lift(hold=hold, lifted_by=_actor(request))
-        messages.success(request, f"Hold lifted: {hold.memories_held} memories can be erased again.")
+        _hold, released = services.legal_hold_release(hold=hold, actor=_actor(request))
+        messages.success(request, f"Hold lifted: {released} memories can be erased again.")
     return redirect("erasure_pages:legal-holds")
 
 

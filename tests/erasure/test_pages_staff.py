@@ -36,7 +36,12 @@ def _action(erasure, action) -> str:
 
 # --- access ----------------------------------------------------------------------------------------------------
 
-STAFF_PAGES = ["/privacy-team/", "/privacy-team/requests/new/", "/privacy-team/holds/", "/privacy-team/exports/"]
+STAFF_PAGES = [
+    "/privacy-team/",
+    "/privacy-team/requests/new/",
+    "/privacy-team/holds/",
+    "/privacy-team/exports/",
+]
 
 
 @pytest.mark.parametrize("path", STAFF_PAGES)
@@ -166,7 +171,9 @@ def test_verify_identity_then_scope_shows_exact_counts(staff_client):
     memories_add(texts=["not them"], user_id="someone-else", agent_id="bot")
     erasure = make_request(user_ids=["count-subject"])
     # when
-    response = staff_client.post(_action(erasure, "verify-identity"), {"verify_identity-note": "account e-mail ok"})
+    response = staff_client.post(
+        _action(erasure, "verify-identity"), {"verify_identity-note": "account e-mail ok"}
+    )
     # then
     assert response.status_code == 302
     erasure.refresh_from_db()
@@ -179,7 +186,7 @@ def test_verify_identity_then_scope_shows_exact_counts(staff_client):
     html = staff_client.get(_detail(erasure)).content.decode()
     assert "Scope computed." in html
     assert '<span class="stat-value">3</span>' in html
-    assert "<code>bot</code></td><td class=\"num\">2</td>" in html.replace("\n", "")
+    assert '<code>bot</code></td><td class="num">2</td>' in html.replace("\n", "")
     assert "/approve/" in html and "/verify-identity/" not in html
     assert AuditEntry.objects.filter(request=erasure, actor="dpo").count() == 2
 
@@ -212,7 +219,9 @@ def test_reject_needs_a_drp_reason(staff_client):
     erasure = make_request()
     bad = staff_client.post(_action(erasure, "reject"), {"reject-reason": "because", "reject-note": ""})
     assert bad.status_code == 400 and 'id="id_reject-reason_error"' in bad.content.decode()
-    ok = staff_client.post(_action(erasure, "reject"), {"reject-reason": "no_match", "reject-note": "none found"})
+    ok = staff_client.post(
+        _action(erasure, "reject"), {"reject-reason": "no_match", "reject-note": "none found"}
+    )
     assert ok.status_code == 302
     erasure.refresh_from_db()
     assert erasure.state == State.REJECTED and erasure.rejection_reason == "no_match"
@@ -315,3 +324,12 @@ def test_exports_page_offers_the_audit_export(staff_client):
 def test_export_download_validates_the_dates(staff_client):
     response = staff_client.get("/privacy-team/exports/download/?format=csv&from=2026-02-01&to=2026-01-01")
     assert response.status_code in (400, 503)
+
+
+def test_holds_placed_and_lifted_in_the_ui_are_audited(staff_client):
+    memories_add(texts=["m"], user_id="audited-hold")
+    staff_client.post("/privacy-team/holds/", {"user_id": "audited-hold", "reason": "art17_3_b", "note": ""})
+    hold = LegalHold.objects.get()
+    staff_client.post(f"/privacy-team/holds/{hold.pk}/lift/")
+    actions = list(AuditEntry.objects.filter(actor="dpo").values_list("action", flat=True))
+    assert actions == ["legal_hold.placed", "legal_hold.lifted"]

@@ -162,7 +162,9 @@ def test_status_page_of_an_unknown_reference_answers_exactly_like_a_wrong_token(
 
 
 def test_status_page_of_a_rejected_request_gives_the_plain_reason(client):
-    erasure, token = _created(state=State.REJECTED, rejection_reason="insuf_verification", rejection_note="staff only")
+    erasure, token = _created(
+        state=State.REJECTED, rejection_reason="insuf_verification", rejection_note="staff only"
+    )
     html = client.get(f"/privacy/status/{erasure.reference}/?token={token}").content.decode()
     assert "We could not carry out your request" in html
     assert "could not verify your identity" in html
