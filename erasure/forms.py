@@ -87,7 +87,7 @@ class SubjectRequestForm(forms.Form):
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     details = forms.CharField(
-        label="Anything else we should know (optional)",
+        label="Anything else we should know",
         required=False,
         max_length=2000,
         help_text="Do not include passwords or sensitive information.",
