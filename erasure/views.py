@@ -8,8 +8,10 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -20,8 +22,16 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -29,6 +39,7 @@ from memories.models import LegalHold
 from memories.scope import ScopeError
 
 from . import deadlines, selectors, services
+from .audit import audit_append
 from .forms import (
     REGULATION_HELP,
     REJECTION_REASON_TEXT,
@@ -563,13 +574,53 @@ def legal_hold_lift_view(request: HttpRequest, pk: str) -> HttpResponse:
 # --- privacy team: exports -----------------------------------------------------------------------------------
 
 
-def _export_function() -> Callable[..., HttpResponse] | None:
-    """The proof branch's export renderer, when it is installed (erasure.api.proof_views.audit_export_response)."""
+def _export_function() -> Callable[..., HttpResponseBase] | None:
+    """The proof branch's export, when installed: its `audit_export_response` if it offers one, otherwise the
+    same streams its API view (GET /api/v1/audit/export/) is built from. None when the proof code is absent."""
     try:
-        from .api import proof_views  # type: ignore[attr-defined]
+        from .api import proof_views  # type: ignore[attr-defined,unused-ignore]
+        from .export import export_entries, export_requests  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
-    return getattr(proof_views, "audit_export_response", None)
+    direct = getattr(proof_views, "audit_export_response", None)
+    if direct is not None:
+        return cast(Callable[..., HttpResponseBase], direct)
+    csv_stream = getattr(proof_views, "_csv_stream", None)
+    json_stream = getattr(proof_views, "_json_stream", None)
+    columns = getattr(proof_views, "REQUEST_COLUMNS", None)
+    if csv_stream is None or json_stream is None or columns is None:
+        return None
+
+    def render_export(
+        *, fmt: str, date_from: date | None, date_to: date | None, actor: str
+    ) -> HttpResponseBase:
+        # Same day boundaries (UTC, `to` inclusive), audit entry and content as the API view.
+        start = datetime.combine(date_from, dt_time.min, tzinfo=UTC) if date_from else None
+        end = datetime.combine(date_to + timedelta(days=1), dt_time.min, tzinfo=UTC) if date_to else None
+        audit_append(
+            actor=actor,
+            action="audit.exported",
+            data={"format": fmt, "from": date_from.isoformat() if date_from else None,
+                  "to": date_to.isoformat() if date_to else None, "via": "privacy-team UI"},
+        )  # fmt: skip
+        requests = export_requests(start=start, end=end, columns=columns)
+        entries = export_entries(start=start, end=end)
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        if fmt == "csv":
+            response = StreamingHttpResponse(csv_stream(requests, entries), content_type="text/csv")
+        else:
+            meta = {
+                "from": date_from.isoformat() if date_from else None,
+                "to": date_to.isoformat() if date_to else None,
+                "generated_at": timezone.now().isoformat(),
+            }
+            response = StreamingHttpResponse(
+                json_stream(meta, requests, entries), content_type="application/json"
+            )
+        response["Content-Disposition"] = f'attachment; filename="erasure-audit-{stamp}.{fmt}"'
+        return response
+
+    return render_export
 
 
 @staff_required
@@ -585,7 +636,7 @@ def exports(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 @require_GET
-def export_download(request: HttpRequest) -> HttpResponse:
+def export_download(request: HttpRequest) -> HttpResponseBase:
     form = ExportForm(request.GET)
     render_export = _export_function()
     if not form.is_valid() or render_export is None:
