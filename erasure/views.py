@@ -530,6 +530,10 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
 # --- privacy team: legal holds -------------------------------------------------------------------------------
 
 
+def _memories(n: int) -> str:
+    return f"{n} memory" if n == 1 else f"{n} memories"
+
+
 @staff_required
 @require_http_methods(["GET", "POST"])
 def legal_holds(request: HttpRequest) -> HttpResponse:
@@ -545,7 +549,7 @@ def legal_holds(request: HttpRequest) -> HttpResponse:
         except services.ErasureInputError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Hold placed on {hold.memories_held} memories.")
+            messages.success(request, f"Hold placed on {_memories(hold.memories_held)}.")
             return redirect("erasure_pages:legal-holds")
     show_lifted = request.GET.get("lifted") == "1"
     holds = LegalHold.objects.all() if show_lifted else LegalHold.objects.filter(lifted_at__isnull=True)
@@ -567,7 +571,7 @@ def legal_hold_lift_view(request: HttpRequest, pk: str) -> HttpResponse:
         messages.info(request, "This hold was already lifted.")
     else:
         _hold, released = services.legal_hold_release(hold=hold, actor=_actor(request))
-        messages.success(request, f"Hold lifted: {released} memories can be erased again.")
+        messages.success(request, f"Hold lifted: {_memories(released)} can be erased again.")
     return redirect("erasure_pages:legal-holds")
 
 

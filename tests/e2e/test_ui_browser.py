@@ -150,6 +150,15 @@ def test_subject_request_to_verified_erasure_in_a_real_browser(live_server, brow
     assert page.get_by_text("Erasure confirmed").first.is_visible()
     _shot(page, "status-verified")
 
+    # and a legal hold can be placed from the holds page
+    page.goto(f"{live_server.url}/privacy-team/holds/")
+    page.get_by_label("User id").fill("bystander")
+    page.get_by_label("Legal ground (GDPR Art. 17(3))").select_option("art17_3_e")
+    page.get_by_label("Note").fill("matter 2026-17")
+    page.get_by_role("button", name="Place hold").click()
+    page.get_by_text("Hold placed on 1 memory.").wait_for()
+    _shot(page, "legal-holds")
+
     local = urlsplit(live_server.url).netloc
     assert all(urlsplit(url).netloc == local for url in requested), "only local resources are loaded"
     assert errors == [], errors
