@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("memories.api.urls")),
     path("", include("erasure.api.urls")),
+    path("", include("erasure.urls_pages")),
 ]

@@ -1,0 +1,27 @@
+"""URLs of the web pages (CONTRACT.md "Web pages"): the subject's form and status page, the privacy team's console."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+app_name = "erasure_pages"
+
+urlpatterns = [
+    path("privacy/request/", views.subject_request, name="subject-request"),
+    path("privacy/request/sent/", views.subject_submitted, name="subject-submitted"),
+    path("privacy/status/<str:reference>/", views.subject_status, name="subject-status"),
+    path("privacy-team/login/", views.StaffLoginView.as_view(), name="login"),
+    path(
+        "privacy-team/logout/", auth_views.LogoutView.as_view(next_page="erasure_pages:login"), name="logout"
+    ),
+    path("privacy-team/", views.queue, name="queue"),
+    path("privacy-team/requests/new/", views.request_new, name="request-new"),
+    path("privacy-team/requests/<uuid:pk>/", views.request_detail, name="request-detail"),
+    path("privacy-team/requests/<uuid:pk>/progress.json", views.request_progress, name="request-progress"),
+    path("privacy-team/requests/<uuid:pk>/<slug:action>/", views.request_action, name="request-action"),
+    path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
+    path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),
+    path("privacy-team/exports/", views.exports, name="exports"),
+    path("privacy-team/exports/download/", views.export_download, name="export-download"),
+]

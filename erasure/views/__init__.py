@@ -1,0 +1,40 @@
+"""Server-rendered pages: the data subject's request form and status page (subject.py), and the privacy team's
+console (staff.py)."""
+
+from .staff import (
+    StaffLoginView,
+    export_download,
+    exports,
+    legal_hold_lift_view,
+    legal_holds,
+    queue,
+    request_action,
+    request_detail,
+    request_new,
+    request_progress,
+)
+from .subject import (
+    form_throttle_hit,
+    form_throttle_reset,
+    subject_request,
+    subject_status,
+    subject_submitted,
+)
+
+__all__ = [
+    "StaffLoginView",
+    "export_download",
+    "exports",
+    "form_throttle_hit",
+    "form_throttle_reset",
+    "legal_hold_lift_view",
+    "legal_holds",
+    "queue",
+    "request_action",
+    "request_detail",
+    "request_new",
+    "request_progress",
+    "subject_request",
+    "subject_status",
+    "subject_submitted",
+]

@@ -1,0 +1,469 @@
+"""The privacy team's console: sign-in, request queue, new request, request detail and actions, legal holds,
+exports. Views validate with erasure.forms, call one service or selector, and render."""
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from functools import wraps
+from typing import Any, cast
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from memories.models import LegalHold
+from memories.scope import ScopeError
+
+from .. import deadlines, selectors, services
+from ..audit import audit_append
+from ..forms import (
+    ApproveForm,
+    CancelForm,
+    ExportForm,
+    ExtendForm,
+    LegalHoldForm,
+    QueueFilterForm,
+    RejectForm,
+    StaffRequestForm,
+    VerifyIdentityForm,
+)
+from ..models import ErasureRequest, State
+
+logger = logging.getLogger(__name__)
+
+QUEUE_PAGE_SIZE = 25
+SUBMITTED_SESSION_KEY = "erasure_submitted_request"
+
+
+# --- privacy team: authentication ----------------------------------------------------------------------------
+
+
+class StaffAuthenticationForm(AuthenticationForm):
+    def confirm_login_allowed(self, user: Any) -> None:
+        super().confirm_login_allowed(user)
+        if not user.is_staff:
+            raise ValidationError("This account is not a member of the privacy team.", code="not_staff")
+
+
+class StaffLoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    authentication_form = StaffAuthenticationForm
+    redirect_authenticated_user = True
+
+
+def staff_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Anonymous visitors go to the login page; signed-in accounts without is_staff get 403."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _actor(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+# --- privacy team: queue and new request ---------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    filters = QueueFilterForm(request.GET or None)
+    state = regulation = None
+    overdue: bool | None = None
+    if filters.is_valid():
+        state = filters.cleaned_data["state"] or None
+        regulation = filters.cleaned_data["regulation"] or None
+        overdue = True if filters.cleaned_data["overdue"] else None
+    qs = selectors.erasure_request_list(state=state, regulation=regulation, overdue=overdue)
+    page = Paginator(qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = []
+    for r in page.object_list:
+        days = deadlines.days_left(r)
+        rows.append(
+            {
+                "r": r,
+                "days_left": days,
+                "late": -days if days is not None and days < 0 else 0,
+                "overdue": deadlines.is_overdue(r),
+            }
+        )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "erasure/staff/queue.html",
+        {"filters": filters, "page": page, "rows": rows, "query": query.urlencode(), "nav": "queue"},
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    form = StaffRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            erasure, _token = services.erasure_request_create(
+                regulation=form.cleaned_data["regulation"],
+                user_ids=form.cleaned_data["user_ids"],
+                email=form.cleaned_data["email"] or "",
+                scope=form.scope_fields() or None,
+                suppress=form.cleaned_data["suppress"],
+                channel="staff",
+                actor=_actor(request),
+            )
+        except services.ErasureInputError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Request {erasure.reference} created.")
+            return redirect("erasure_pages:request-detail", pk=erasure.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "erasure/staff/request_new.html", {"form": form, "nav": "new"}, status=status)
+
+
+# --- privacy team: request detail and actions ----------------------------------------------------------------
+
+TIMELINE = [
+    ("received_at", "Received"),
+    ("acknowledged_at", "Acknowledged"),
+    ("identity_verified_at", "Identity verified"),
+    ("scoped_at", "Scoped"),
+    ("approved_at", "Approved"),
+    ("deleted_at", "Deleted"),
+    ("verified_at", "Verified"),
+    ("rejected_at", "Rejected"),
+    ("cancelled_at", "Cancelled"),
+    ("failed_at", "Failed"),
+    ("extended_at", "Deadline extended"),
+    ("notified_at", "Subject notified"),
+    ("pseudonymised_at", "Identifiers pseudonymised"),
+]
+
+
+def _is_running(erasure: ErasureRequest) -> bool:
+    return bool(erasure.approved_at) and erasure.state in (State.SCOPED, State.DELETED)
+
+
+def _progress(erasure: ErasureRequest) -> dict[str, Any] | None:
+    if not erasure.approved_at:
+        return None
+    data = dict(selectors.progress(erasure))
+    total = data.get("total") or 0
+    deleted = data.get("deleted") or 0
+    data["percent"] = (
+        100
+        if erasure.state in (State.DELETED, State.VERIFIED)
+        else (min(100, round(100 * deleted / total)) if total else 0)
+    )
+    return data
+
+
+def _action_forms(
+    erasure: ErasureRequest, bound: dict[str, forms.Form] | None = None
+) -> dict[str, forms.Form]:
+    prefix = {
+        "verify-identity": VerifyIdentityForm,
+        "reject": RejectForm,
+        "cancel": CancelForm,
+        "extend": ExtendForm,
+    }
+    out: dict[str, forms.Form] = {name: cls(prefix=name.replace("-", "_")) for name, cls in prefix.items()}
+    out.update(bound or {})
+    return out
+
+
+def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None = None) -> dict[str, Any]:
+    allowed = selectors.allowed_actions(erasure)
+    forms_by_action = _action_forms(erasure, bound)
+    days = deadlines.days_left(erasure)
+    return {
+        "erasure": erasure,
+        "allowed": allowed,
+        "verify_form": forms_by_action["verify-identity"],
+        "reject_form": forms_by_action["reject"],
+        "cancel_form": forms_by_action["cancel"],
+        "extend_form": forms_by_action["extend"],
+        "days_left": days,
+        "late_days": -days if days is not None and days < 0 else 0,
+        "overdue": deadlines.is_overdue(erasure),
+        "progress": _progress(erasure),
+        "running": _is_running(erasure),
+        "timeline": [(label, getattr(erasure, f)) for f, label in TIMELINE if getattr(erasure, f)],
+        "audit": list(erasure.audit_entries.order_by("id")),
+        "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
+        "by_run": sorted((erasure.scoped_by_run or {}).items()),
+        "nav": "queue",
+    }
+
+
+@staff_required
+@require_GET
+def request_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    return render(request, "erasure/staff/request_detail.html", _detail_context(erasure))
+
+
+@staff_required
+@require_GET
+def request_progress(request: HttpRequest, pk: str) -> JsonResponse:
+    """Polled by static/js/progress.js while a deletion runs: counts and states only."""
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    data = _progress(erasure) or {}
+    return JsonResponse(
+        {
+            "state": erasure.state,
+            "deleted": data.get("deleted"),
+            "total": data.get("total"),
+            "job_status": data.get("job_status"),
+            "percent": data.get("percent"),
+            "running": _is_running(erasure),
+        }
+    )
+
+
+# action -> (form class or None, call(erasure, actor, cleaned_data), success message)
+ActionCall = Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]
+ACTIONS: dict[str, tuple[type[forms.Form] | None, ActionCall, str]] = {
+    "verify-identity": (
+        VerifyIdentityForm,
+        lambda r, a, d: services.erasure_request_verify_identity(request=r, actor=a, note=d["note"]),
+        "Identity marked as verified.",
+    ),
+    "scope": (
+        None,
+        lambda r, a, d: services.erasure_request_scope(request=r, actor=a),
+        "Scope computed.",
+    ),
+    "approve": (
+        ApproveForm,
+        lambda r, a, d: services.erasure_request_approve(request=r, actor=a),
+        "Erasure approved: the deletion has started.",
+    ),
+    "reject": (
+        RejectForm,
+        lambda r, a, d: services.erasure_request_reject(
+            request=r, actor=a, reason=d["reason"], note=d["note"]
+        ),
+        "Request rejected.",
+    ),
+    "cancel": (
+        CancelForm,
+        lambda r, a, d: services.erasure_request_cancel(request=r, actor=a, note=d["note"]),
+        "Request cancelled.",
+    ),
+    "retry": (
+        None,
+        lambda r, a, d: services.erasure_request_retry(request=r, actor=a),
+        "Deletion resumed.",
+    ),
+    "extend": (
+        ExtendForm,
+        lambda r, a, d: services.erasure_request_extend(request=r, actor=a, reason=d["reason"]),
+        "Deadline extended.",
+    ),
+}
+
+
+def _approve_context(erasure: ErasureRequest, form: forms.Form) -> dict[str, Any]:
+    return {
+        "erasure": erasure,
+        "form": form,
+        "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
+        "by_run": sorted((erasure.scoped_by_run or {}).items()),
+        "nav": "queue",
+    }
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        raise Http404("Unknown action")
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    form_class, call, done = ACTIONS[action]
+    if request.method == "GET":
+        if action != "approve":
+            return redirect("erasure_pages:request-detail", pk=erasure.pk)
+        return render(request, "erasure/staff/approve_confirm.html", _approve_context(erasure, ApproveForm()))
+
+    prefix = None if action == "approve" else action.replace("-", "_")
+    form = form_class(request.POST, prefix=prefix) if form_class else None
+    if form is not None and not form.is_valid():
+        if action == "approve":
+            return render(
+                request, "erasure/staff/approve_confirm.html", _approve_context(erasure, form), status=400
+            )
+        context = _detail_context(erasure, {action: form})
+        context["open_action"] = action
+        return render(request, "erasure/staff/request_detail.html", context, status=400)
+    try:
+        call(erasure, _actor(request), form.cleaned_data if form else {})
+    except services.IllegalTransition as exc:
+        allowed = ", ".join(exc.allowed_actions) or "none"
+        messages.error(
+            request,
+            f"Cannot {action.replace('-', ' ')} {erasure.reference}: it is now {exc.state}. "
+            f"Actions possible now: {allowed}.",
+        )
+    except (ScopeError, services.ErasureInputError) as exc:
+        messages.error(request, f"Cannot {action.replace('-', ' ')}: {exc}")
+    else:
+        messages.success(request, done)
+    return redirect("erasure_pages:request-detail", pk=erasure.pk)
+
+
+# --- privacy team: legal holds -------------------------------------------------------------------------------
+
+
+def _memories(n: int) -> str:
+    return f"{n} memory" if n == 1 else f"{n} memories"
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def legal_holds(request: HttpRequest) -> HttpResponse:
+    form = LegalHoldForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            hold = services.legal_hold_create(
+                scope=form.cleaned_data["scope"],
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+                actor=_actor(request),
+            )
+        except services.ErasureInputError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Hold placed on {_memories(hold.memories_held)}.")
+            return redirect("erasure_pages:legal-holds")
+    show_lifted = request.GET.get("lifted") == "1"
+    holds = LegalHold.objects.all() if show_lifted else LegalHold.objects.filter(lifted_at__isnull=True)
+    page = Paginator(holds, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "erasure/staff/legal_holds.html",
+        {"form": form, "page": page, "show_lifted": show_lifted, "nav": "holds"},
+        status=status,
+    )
+
+
+@staff_required
+@require_POST
+def legal_hold_lift_view(request: HttpRequest, pk: str) -> HttpResponse:
+    hold = get_object_or_404(LegalHold, pk=pk)
+    if hold.lifted_at:
+        messages.info(request, "This hold was already lifted.")
+    else:
+        _hold, released = services.legal_hold_release(hold=hold, actor=_actor(request))
+        messages.success(request, f"Hold lifted: {_memories(released)} can be erased again.")
+    return redirect("erasure_pages:legal-holds")
+
+
+# --- privacy team: exports -----------------------------------------------------------------------------------
+
+
+def _export_function() -> Callable[..., HttpResponseBase] | None:
+    """The proof branch's export, when installed: its `audit_export_response` if it offers one, otherwise the
+    same streams its API view (GET /api/v1/audit/export/) is built from. None when the proof code is absent."""
+    try:
+        from ..api import proof_views  # type: ignore[attr-defined,unused-ignore]
+        from ..export import export_entries, export_requests  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    direct = getattr(proof_views, "audit_export_response", None)
+    if direct is not None:
+        return cast(Callable[..., HttpResponseBase], direct)
+    csv_stream = getattr(proof_views, "_csv_stream", None)
+    json_stream = getattr(proof_views, "_json_stream", None)
+    columns = getattr(proof_views, "REQUEST_COLUMNS", None)
+    if csv_stream is None or json_stream is None or columns is None:
+        return None
+
+    def render_export(
+        *, fmt: str, date_from: date | None, date_to: date | None, actor: str
+    ) -> HttpResponseBase:
+        # Same day boundaries (UTC, `to` inclusive), audit entry and content as the API view.
+        start = datetime.combine(date_from, dt_time.min, tzinfo=UTC) if date_from else None
+        end = datetime.combine(date_to + timedelta(days=1), dt_time.min, tzinfo=UTC) if date_to else None
+        audit_append(
+            actor=actor,
+            action="audit.exported",
+            data={"format": fmt, "from": date_from.isoformat() if date_from else None,
+                  "to": date_to.isoformat() if date_to else None, "via": "privacy-team UI"},
+        )  # fmt: skip
+        requests = export_requests(start=start, end=end, columns=columns)
+        entries = export_entries(start=start, end=end)
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        if fmt == "csv":
+            response = StreamingHttpResponse(csv_stream(requests, entries), content_type="text/csv")
+        else:
+            meta = {
+                "from": date_from.isoformat() if date_from else None,
+                "to": date_to.isoformat() if date_to else None,
+                "generated_at": timezone.now().isoformat(),
+            }
+            response = StreamingHttpResponse(
+                json_stream(meta, requests, entries), content_type="application/json"
+            )
+        response["Content-Disposition"] = f'attachment; filename="erasure-audit-{stamp}.{fmt}"'
+        return response
+
+    return render_export
+
+
+@staff_required
+@require_GET
+def exports(request: HttpRequest) -> HttpResponse:
+    form = ExportForm(initial={"format": "csv"})
+    return render(
+        request,
+        "erasure/staff/exports.html",
+        {"form": form, "available": _export_function() is not None, "nav": "exports"},
+    )
+
+
+@staff_required
+@require_GET
+def export_download(request: HttpRequest) -> HttpResponseBase:
+    form = ExportForm(request.GET)
+    render_export = _export_function()
+    if not form.is_valid() or render_export is None:
+        if render_export is None:
+            messages.error(request, "The audit export is not available on this server yet.")
+        return render(
+            request,
+            "erasure/staff/exports.html",
+            {"form": form, "available": render_export is not None, "nav": "exports"},
+            status=400 if render_export else 503,
+        )
+    return render_export(
+        fmt=form.cleaned_data["format"],
+        date_from=form.cleaned_data["from"],
+        date_to=form.cleaned_data["to"],
+        actor=_actor(request),
+    )

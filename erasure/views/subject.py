@@ -1,0 +1,214 @@
+"""The data subject's pages: the request form (honeypot, rate limit by keyed IP hash) and the status page.
+
+Subject identifiers never appear in a URL (except the subject's own secret status token) or in a log line.
+"""
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .. import deadlines, selectors, services
+from ..forms import (
+    REGULATION_HELP,
+    REJECTION_REASON_TEXT,
+    SubjectRequestForm,
+)
+from ..models import ErasureRequest, IdentityStatus, State
+
+logger = logging.getLogger(__name__)
+
+QUEUE_PAGE_SIZE = 25
+SUBMITTED_SESSION_KEY = "erasure_submitted_request"
+
+
+# --- abuse protection of the public form ---------------------------------------------------------------------
+
+
+def _form_rate() -> tuple[int, int]:
+    """(requests, seconds) from SUBJECT_FORM_RATE (e.g. "20/hour") or REST_FRAMEWORK's "subject_form" rate."""
+    rates: Any = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES") or {}
+    rate = getattr(settings, "SUBJECT_FORM_RATE", None) or rates.get("subject_form", "20/hour")
+    count, _, period = str(rate).partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[:1].lower()]
+    return int(count), seconds
+
+
+def _client_key(request: HttpRequest) -> str:
+    # A keyed hash: the cache never holds a visitor's IP address in clear.
+    ip = request.META.get("REMOTE_ADDR", "")
+    return hashlib.sha256(f"{settings.SECRET_KEY}:form-ip:{ip}".encode()).hexdigest()[:32]
+
+
+def _throttle_key(client: str, now: float | None = None) -> tuple[str, int]:
+    _count, seconds = _form_rate()
+    window = int((now if now is not None else time.time()) // seconds)
+    return f"subject-form:{client}:{window}", seconds
+
+
+def form_throttle_hit(request: HttpRequest) -> bool:
+    """Counts one submission; False once the client is over the rate in the current fixed window."""
+    limit, _ = _form_rate()
+    key, seconds = _throttle_key(_client_key(request))
+    cache.add(key, 0, timeout=seconds + 5)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=seconds + 5)
+        used = 1
+    return used <= limit
+
+
+def form_throttle_reset(remote_addr: str) -> None:
+    """Forgets the current window's count for one address (tests, and staff unblocking a shared NAT)."""
+    key, _ = _throttle_key(
+        hashlib.sha256(f"{settings.SECRET_KEY}:form-ip:{remote_addr}".encode()).hexdigest()[:32]
+    )
+    cache.delete(key)
+
+
+# --- data subject pages --------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def subject_request(request: HttpRequest) -> HttpResponse:
+    form = SubjectRequestForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "regulation_help": REGULATION_HELP}
+    if request.method == "POST":
+        if not form_throttle_hit(request):
+            logger.warning("subject form throttled")
+            return render(request, "erasure/subject_throttled.html", status=429)
+        if form.is_bot:
+            # Answer like a success so a bot learns nothing; nothing is created or sent.
+            logger.info("subject form honeypot filled")
+            return render(request, "erasure/subject_submitted.html", {"erasure": None})
+        if form.is_valid():
+            try:
+                erasure, _token = services.erasure_request_create(
+                    regulation=form.cleaned_data["regulation"],
+                    user_ids=form.cleaned_data["user_ids"],
+                    email=form.cleaned_data["email"],
+                    channel="form",
+                    actor="form",
+                )
+            except services.ErasureInputError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                request.session[SUBMITTED_SESSION_KEY] = str(erasure.pk)
+                return redirect("erasure_pages:subject-submitted")
+        return render(request, "erasure/subject_request.html", context, status=400)
+    return render(request, "erasure/subject_request.html", context)
+
+
+@never_cache
+@require_GET
+def subject_submitted(request: HttpRequest) -> HttpResponse:
+    pk = request.session.get(SUBMITTED_SESSION_KEY)
+    if not pk:
+        return redirect("erasure_pages:subject-request")
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    return render(request, "erasure/subject_submitted.html", {"erasure": erasure})
+
+
+SUBJECT_STEPS = [
+    ("received", "Request received"),
+    ("identity", "Identity checked"),
+    ("scheduled", "Erasure scheduled"),
+    ("erased", "Data erased"),
+    ("verified", "Erasure confirmed"),
+]
+
+
+def _subject_progress(erasure: ErasureRequest) -> tuple[str, str, list[dict[str, Any]]]:
+    """(headline, explanation, steps) in plain words for the subject."""
+    done = {
+        "received": erasure.received_at,
+        "identity": erasure.identity_verified_at,
+        "scheduled": erasure.approved_at,
+        "erased": erasure.deleted_at,
+        "verified": erasure.verified_at,
+    }
+    steps: list[dict[str, Any]] = []
+    current_found = False
+    for key, label in SUBJECT_STEPS:
+        at = done[key]
+        status = "done" if at else ("todo" if current_found else "current")
+        current_found = current_found or not at
+        steps.append({"key": key, "label": label, "at": at, "status": status})
+
+    state = erasure.state
+    if state == State.VERIFIED:
+        return (
+            "Your data has been erased",
+            "We erased the data linked to your ids and checked afterwards that none of it remains in our "
+            "memory store.",
+            steps,
+        )
+    if state == State.DELETED:
+        return ("Your data has been erased", "We are now double-checking that nothing remains.", steps)
+    if state == State.REJECTED:
+        reason = REJECTION_REASON_TEXT.get(erasure.rejection_reason, REJECTION_REASON_TEXT["other"])
+        return ("We could not carry out your request", reason, [])
+    if state == State.CANCELLED:
+        return (
+            "Your request was cancelled",
+            "No data was erased. You can send a new request at any time.",
+            [],
+        )
+    if state == State.FAILED:
+        return (
+            "Your erasure is in progress",
+            "The erasure was interrupted by a technical problem. Our team has been alerted and will resume it; "
+            "the deadline below still applies.",
+            steps,
+        )
+    if erasure.approved_at:
+        return ("Your data is being erased", "The erasure has started and will finish shortly.", steps)
+    if state == State.SCOPED:
+        return (
+            "Your erasure is scheduled",
+            "We have found the data linked to your ids. The erasure is being prepared.",
+            steps,
+        )
+    if erasure.identity_status == IdentityStatus.VERIFIED:
+        return ("We are finding your data", "Your identity is confirmed. We are locating the data.", steps)
+    return (
+        "We have received your request",
+        "We are checking that the request comes from you. We may contact you by e-mail.",
+        steps,
+    )
+
+
+@never_cache
+@require_GET
+def subject_status(request: HttpRequest, reference: str) -> HttpResponse:
+    token = request.GET.get("token", "")
+    erasure = selectors.erasure_request_by_status_token(reference=reference, token=token) if token else None
+    if erasure is None:
+        # Same answer for an unknown reference and a wrong token: the page reveals nothing.
+        raise Http404("Request not found")
+    headline, explanation, steps = _subject_progress(erasure)
+    days = deadlines.days_left(erasure)
+    context = {
+        "erasure": erasure,
+        "headline": headline,
+        "explanation": explanation,
+        "steps": steps,
+        "days_left": days,
+        "late_days": -days if days is not None and days < 0 else None,
+    }
+    response = render(request, "erasure/subject_status.html", context)
+    response["Referrer-Policy"] = "no-referrer"
+    return response

@@ -1,0 +1,184 @@
+"""The data subject's pages: the request form (validation, honeypot, throttling, CSRF) and the status page."""
+
+import re
+
+import pytest
+from django.core import mail
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from erasure.models import ErasureRequest, State
+from erasure.services import erasure_request_create
+from erasure.views import form_throttle_reset
+
+pytestmark = pytest.mark.django_db
+
+FORM_URL = "/privacy/request/"
+VALID = {
+    "regulation": "gdpr",
+    "user_ids": "subject-form-1\n  subject-form-2  \n\nsubject-form-1\n",
+    "email": "someone@example.test",
+    "details": "",
+    "consent": "on",
+    "website": "",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle():
+    form_throttle_reset("127.0.0.1")
+    yield
+    form_throttle_reset("127.0.0.1")
+
+
+def _status_link_from_mail() -> str:
+    assert len(mail.outbox) == 1
+    match = re.search(r"https?://\S+/privacy/status/\S+", mail.outbox[0].body)
+    assert match, mail.outbox[0].body
+    return match.group(0)
+
+
+def test_form_page_explains_the_regulations_and_labels_every_field(client):
+    response = client.get(FORM_URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "csrfmiddlewaretoken" in html
+    assert "within one month" in html and "45 days" in html
+    for field in ("id_user_ids", "id_email", "id_details", "id_consent"):
+        assert f'for="{field}"' in html
+    assert "cdn" not in html.lower() and "https://" not in html  # everything local
+
+
+def test_submitting_the_form_creates_a_request_mails_the_link_and_confirms_without_echoing_ids(client):
+    # when
+    response = client.post(FORM_URL, VALID)
+    # then
+    assert response.status_code == 302
+    assert response["Location"] == reverse("erasure_pages:subject-submitted")
+    erasure = ErasureRequest.objects.get()
+    assert erasure.channel == "form" and erasure.created_by == "form"
+    assert erasure.subject_user_ids == ["subject-form-1", "subject-form-2"]
+    assert erasure.subject_email == "someone@example.test"
+    assert erasure.state == State.RECEIVED
+    link = _status_link_from_mail()
+    assert f"/privacy/status/{erasure.reference}/?token=" in link
+    confirmation = client.get(response["Location"])
+    html = confirmation.content.decode()
+    assert confirmation.status_code == 200
+    assert erasure.reference in html
+    assert erasure.due_at.strftime("%-d %B %Y") in html
+    assert "subject-form-1" not in html and "subject-form-1" not in response["Location"]
+
+
+def test_invalid_submission_shows_errors_next_to_the_fields_and_creates_nothing(client):
+    response = client.post(FORM_URL, {"regulation": "", "user_ids": "  \n ", "email": "not-an-address"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="id_user_ids_error"' in html and "Enter at least one user id" in html
+    assert 'id="id_email_error"' in html and "valid email" in html
+    assert 'id="id_consent_error"' in html and "Please confirm" in html
+    assert 'id="id_regulation_error"' in html
+    assert 'aria-invalid="true"' in html
+    assert ErasureRequest.objects.count() == 0 and mail.outbox == []
+
+
+def test_too_many_user_ids_are_refused(client):
+    response = client.post(FORM_URL, {**VALID, "user_ids": "\n".join(f"u{i}" for i in range(21))})
+    assert response.status_code == 400
+    assert "at most 20 user ids" in response.content.decode()
+
+
+def test_a_filled_honeypot_looks_like_success_but_creates_and_sends_nothing(client):
+    response = client.post(FORM_URL, {**VALID, "website": "http://spam.example"})
+    assert response.status_code == 200
+    assert "We have received your request" in response.content.decode()
+    assert ErasureRequest.objects.count() == 0 and mail.outbox == []
+
+
+@override_settings(SUBJECT_FORM_RATE="2/hour")
+def test_submissions_over_the_rate_are_throttled_per_address(client):
+    assert client.post(FORM_URL, VALID).status_code == 302
+    assert client.post(FORM_URL, {**VALID, "email": "bad"}).status_code == 400  # invalid ones count too
+    # when
+    response = client.post(FORM_URL, VALID)
+    # then
+    assert response.status_code == 429
+    assert "Too many requests" in response.content.decode()
+    assert ErasureRequest.objects.count() == 1
+    other = client.post(FORM_URL, VALID, REMOTE_ADDR="10.9.8.7")
+    assert other.status_code == 302  # another address has its own budget
+    form_throttle_reset("10.9.8.7")
+
+
+def test_form_post_without_csrf_token_is_refused():
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(FORM_URL, VALID)
+    assert response.status_code == 403
+    assert ErasureRequest.objects.count() == 0
+
+
+def _created(**kwargs):
+    mail.outbox.clear()
+    erasure, token = erasure_request_create(
+        regulation=kwargs.pop("regulation", "gdpr"),
+        user_ids=["status-subject"],
+        email="s@example.test",
+        channel="form",
+        actor="form",
+    )
+    if kwargs:
+        ErasureRequest.objects.filter(pk=erasure.pk).update(**kwargs)
+        erasure.refresh_from_db()
+    return erasure, token
+
+
+def test_status_page_with_the_right_token_shows_the_state_in_plain_words(client):
+    erasure, token = _created()
+    response = client.get(f"/privacy/status/{erasure.reference}/?token={token}")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<meta name="referrer" content="no-referrer">' in html
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response["Cache-Control"] or "no-cache" in response["Cache-Control"]
+    assert "We have received your request" in html
+    assert erasure.due_at.strftime("%-d %B %Y") in html and "days left" in html
+    assert "status-subject" not in html and "s@example.test" not in html
+
+
+@pytest.mark.parametrize("query", ["", "?token=", "?token=wrong-token", "?token={token}x"])
+def test_status_page_without_the_right_token_is_not_found(client, query):
+    erasure, token = _created()
+    response = client.get(f"/privacy/status/{erasure.reference}/" + query.format(token=token))
+    assert response.status_code == 404
+    assert erasure.reference not in response.content.decode()
+
+
+def test_status_page_of_an_unknown_reference_answers_exactly_like_a_wrong_token(client):
+    erasure, token = _created()
+    unknown = client.get(f"/privacy/status/ER-1999-999999/?token={token}")
+    wrong = client.get(f"/privacy/status/{erasure.reference}/?token=nope")
+    assert unknown.status_code == wrong.status_code == 404
+    assert unknown.content == wrong.content
+
+
+def test_status_page_of_a_rejected_request_gives_the_plain_reason(client):
+    erasure, token = _created(
+        state=State.REJECTED, rejection_reason="insuf_verification", rejection_note="staff only"
+    )
+    html = client.get(f"/privacy/status/{erasure.reference}/?token={token}").content.decode()
+    assert "We could not carry out your request" in html
+    assert "could not verify your identity" in html
+    assert "staff only" not in html  # the internal note stays internal
+
+
+def test_status_page_of_a_verified_request_gives_the_date(client):
+    from django.utils import timezone
+
+    when = timezone.now()
+    erasure, token = _created(
+        state=State.VERIFIED, identity_verified_at=when, approved_at=when, deleted_at=when, verified_at=when
+    )
+    html = client.get(f"/privacy/status/{erasure.reference}/?token={token}").content.decode()
+    assert "Your data has been erased" in html
+    assert "Erasure confirmed" in html and when.strftime("%-d %B %Y") in html
+    assert "days left" not in html
