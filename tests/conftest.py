@@ -151,6 +151,10 @@ def browser():
     """A real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an asyncio loop running in the test thread; the tests' own ORM calls are
+    # synchronous and safe (Playwright's documented advice for pytest-django).
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(
             executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
