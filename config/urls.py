@@ -10,4 +10,5 @@ urlpatterns = [
     path("healthz/", healthz),
     path("admin/", admin.site.urls),
     path("", include("memories.api.urls")),
+    path("", include("erasure.api.proof_urls")),
 ]

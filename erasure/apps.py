@@ -7,3 +7,6 @@ class ErasureConfig(AppConfig):
 
     def ready(self) -> None:
         from . import receivers  # noqa: F401  (subscribes to memories' deletion_job_finished)
+        from .auditlog import auditlog_register
+
+        auditlog_register()
