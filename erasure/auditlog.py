@@ -114,7 +114,7 @@ def logentry_canonical(entry: LogEntry) -> bytes:
     body = {
         "id": entry.pk,
         "content_type": entry.content_type_id,
-        "object_pk": entry.object_pk,
+        "object_pk": str(entry.object_pk),
         "object_id": entry.object_id,
         "object_repr": entry.object_repr,
         "serialized_data": entry.serialized_data,
@@ -174,7 +174,7 @@ def _chain_logentry(sender: Any, instance: LogEntry, created: bool, raw: bool = 
             data={
                 "logentry_id": instance.pk,
                 "content_type": f"{content_type.app_label}.{content_type.model}",
-                "object_pk": instance.object_pk,
+                "object_pk": str(instance.object_pk),
                 "action": instance.action,
                 "sha256": logentry_digest(instance),
             },
