@@ -25,6 +25,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.db.models.signals import post_save
+from django.utils.encoding import smart_str
 
 from memories.models import ApiKey, DeletionJob, LegalHold, Memory, MemoryHistory
 
@@ -187,7 +188,8 @@ def _chain_logentry(sender: Any, instance: LogEntry, created: bool, raw: bool = 
 def _logged_values(request: ErasureRequest) -> dict[str, str]:
     logged = POLICY[ErasureRequest][0]
     fields = {f.name: f for f in ErasureRequest._meta.concrete_fields}
-    return {name: get_field_value(request, fields[name]) for name in logged}
+    # The same string form auditlog's own diff stores (smart_str of get_field_value).
+    return {name: smart_str(get_field_value(request, fields[name])) for name in logged}
 
 
 def auditlog_sync_request(*, request_id: Any, actor: str, action: str, audit_entry_id: int) -> LogEntry:
