@@ -202,12 +202,13 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
         pdf.drawString(left, y, text)
         y -= gap
 
-    def field(label: str, value: Any) -> None:
+    def field(label: str, value: Any, column: float = 0.0) -> None:
         nonlocal y
+        label_width = 48 * mm if not column else 50 * mm
         pdf.setFont("Helvetica-Bold", 8.5)
-        pdf.drawString(left, y, label)
+        pdf.drawString(left + column, y, label)
         pdf.setFont("Helvetica", 8.5)
-        pdf.drawString(left + 48 * mm, y, "—" if value in (None, "") else str(value))
+        pdf.drawString(left + column + label_width, y, "—" if value in (None, "") else str(value))
         y -= 4.3 * mm
 
     def section(title: str) -> None:
@@ -223,8 +224,11 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
         size=9,
     )
     section("Subject (keyed pseudonyms, HMAC-SHA256)")
-    for i, value in enumerate(cert["subject_pseudonyms"].get("user_ids") or []):
+    user_ids = cert["subject_pseudonyms"].get("user_ids") or []
+    for i, value in enumerate(user_ids[:4]):
         field(f"user id #{i + 1}", value)
+    if len(user_ids) > 4:
+        field("", f"and {len(user_ids) - 4} more user ids (listed in the signed JSON)")
     if cert["subject_pseudonyms"].get("email"):
         field("e-mail", cert["subject_pseudonyms"]["email"])
     scope_keys = ", ".join(sorted(cert["scope_pseudonymised"])) or "all of the subject's memories"
@@ -235,15 +239,20 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
     field("kept under legal hold", counts["held"])
     field("history rows purged", counts["history_rows_purged"])
     field("digest of deleted ids", cert["deleted_ids_digest"]["sha256_chain"])
+    # Timeline (left) and verification (right) side by side, so the page holds any verification detail.
     section("Timeline (UTC)")
+    pdf.setFont("Helvetica-Bold", 11)
+    pdf.drawString(left + 95 * mm, y + 5.5 * mm, "Verification")
+    top = y
     for name, value in stamps.items():
         if value:
             field(name.replace("_at", "").replace("_", " "), value[:19].replace("T", " "))
     field("due by", cert["due_at"])
-    section("Verification")
+    bottom, y = y, top
     verification = cert["verification"] or {}
     for key in sorted(k for k, v in verification.items() if isinstance(v, int | str) and k != "checked_at"):
-        field(key.replace("_", " "), verification[key])
+        field(key.replace("_", " "), verification[key], column=95 * mm)
+    y = min(y, bottom)
     section("Residual windows")
     for part in ("backups", "wal"):
         for text in textwrap.wrap(cert["residual_windows"][part]["statement"], 120):

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -250,9 +250,8 @@ class AuditExportApi(ProofApi):
         params.is_valid(raise_exception=True)
         fmt = params.validated_data["format"]
         start_day, end_day = params.validated_data.get("from"), params.validated_data.get("to")
-        utc = timezone.get_fixed_timezone(0)
-        start = datetime.combine(start_day, time.min, tzinfo=utc) if start_day else None
-        end = datetime.combine(end_day + timedelta(days=1), time.min, tzinfo=utc) if end_day else None
+        start = datetime.combine(start_day, time.min, tzinfo=UTC) if start_day else None
+        end = datetime.combine(end_day + timedelta(days=1), time.min, tzinfo=UTC) if end_day else None
         audit_append(
             actor=actor_of(request),
             action="audit.exported",

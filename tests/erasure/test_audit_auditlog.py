@@ -15,7 +15,14 @@ from memories.models import ApiKey, DeletionJob, LegalHold, Memory, MemoryHistor
 from memories.services import api_key_create
 from tests.erasure.proof_factories import CANARY_EMAIL, CANARY_USER, make_request
 
-CANARIES = [CANARY_USER, CANARY_EMAIL, "canary-agent-77", "canary note 31", "canary reason 59", "canary-run-13"]
+CANARIES = [
+    CANARY_USER,
+    CANARY_EMAIL,
+    "canary-agent-77",
+    "canary note 31",
+    "canary reason 59",
+    "canary-run-13",
+]
 
 
 def rows_containing(table: str, needle: str) -> int:
@@ -92,7 +99,9 @@ def test_a_compare_and_set_move_is_reconciled_into_auditlog(db):
     request = make_request(state="received")
     ErasureRequest.objects.filter(id=request.id, state="received").update(state="scoped", scoped_total=12)
 
-    entry = audit_append(actor="apikey:staff", action="request.scoped", request=request, data={"state": "scoped"})
+    entry = audit_append(
+        actor="apikey:staff", action="request.scoped", request=request, data={"state": "scoped"}
+    )
 
     last = LogEntry.objects.get_for_object(request).order_by("-id").first()
     assert last.action == LogEntry.Action.UPDATE

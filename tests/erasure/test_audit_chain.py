@@ -70,8 +70,15 @@ def test_trigger_refuses_raw_update_and_delete(db, table):
         (row_id,) = cur.fetchone()
     column = "action" if table == "erasure_auditentry" else "object_repr"
 
-    for sql in (f"UPDATE {table} SET {column} = 'forged' WHERE id = %s", f"DELETE FROM {table} WHERE id = %s"):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
+    for sql in (
+        f"UPDATE {table} SET {column} = 'forged' WHERE id = %s",
+        f"DELETE FROM {table} WHERE id = %s",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
             cur.execute(sql, [row_id])
 
     with connection.cursor() as cur:
@@ -90,7 +97,9 @@ def test_an_altered_entry_is_named_by_verify(db):
     entries = append_some(6)
     victim = entries[3]
     with_trigger_disabled(
-        "erasure_auditentry", "UPDATE erasure_auditentry SET data = %s WHERE id = %s", ['{"step": 99}', victim.id]
+        "erasure_auditentry",
+        "UPDATE erasure_auditentry SET data = %s WHERE id = %s",
+        ['{"step": 99}', victim.id],
     )
 
     code, _, err = run_verify()
@@ -118,7 +127,9 @@ def test_a_rehashed_entry_breaks_the_next_link(db):
 
 def test_a_deleted_middle_entry_is_detected(db):
     entries = append_some(6)
-    with_trigger_disabled("erasure_auditentry", "DELETE FROM erasure_auditentry WHERE id = %s", [entries[2].id])
+    with_trigger_disabled(
+        "erasure_auditentry", "DELETE FROM erasure_auditentry WHERE id = %s", [entries[2].id]
+    )
 
     code, _, err = run_verify()
 

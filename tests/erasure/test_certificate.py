@@ -49,7 +49,13 @@ def test_certificate_states_the_facts_of_a_verified_request(db):
     assert cert["reference"] == request.reference and cert["regulation"]["code"] == "gdpr"
     assert cert["subject_pseudonyms"]["user_ids"] == [pseudonym(CANARY_USER)]
     assert cert["scope_pseudonymised"] == request.scope_pseudonymised
-    assert cert["counts"] == {"scoped": 6, "scoped_held": 1, "deleted": 5, "held": 1, "history_rows_purged": 9}
+    assert cert["counts"] == {
+        "scoped": 6,
+        "scoped_held": 1,
+        "deleted": 5,
+        "held": 1,
+        "history_rows_purged": 9,
+    }
     assert cert["deleted_ids_digest"]["sha256_chain"] == request.deleted_ids_digest
     assert "ascending" in cert["deleted_ids_digest"]["algorithm"]
     assert cert["timestamps"]["verified_at"] == request.verified_at.isoformat()
@@ -57,7 +63,10 @@ def test_certificate_states_the_facts_of_a_verified_request(db):
     assert cert["verification"]["memories_remaining"] == 0
     assert cert["verified_audit_entry"]["entry_id"] is not None
     assert cert["residual_windows"]["backups"]["retention_days"] == 30
-    assert "WAL" in cert["residual_windows"]["wal"]["statement"] or "write-ahead" in cert["residual_windows"]["wal"]["statement"]
+    assert (
+        "WAL" in cert["residual_windows"]["wal"]["statement"]
+        or "write-ahead" in cert["residual_windows"]["wal"]["statement"]
+    )
     assert cert["issuance"]["audit_chain_head"] == audit_chain_head()
     assert cert["signature_algorithm"] == "Ed25519"
     assert cert["key_id"] == doc["key_id"] == signing.key_id()
@@ -124,7 +133,9 @@ def test_a_certificate_resigned_with_another_key_fails_against_the_published_key
     forged = copy.deepcopy(doc)
     forged["certificate"]["counts"]["deleted"] = 99
     forged["certificate"]["key_id"] = signing.key_id(other.public_key())
-    forged["signature"] = __import__("base64").b64encode(other.sign(canonical_bytes(forged["certificate"]))).decode()
+    forged["signature"] = (
+        __import__("base64").b64encode(other.sign(canonical_bytes(forged["certificate"]))).decode()
+    )
     forged["public_key"] = signing.public_key_pem(other.public_key())
 
     assert certificate_verify(forged)  # self-consistent with its own embedded key ...
@@ -140,7 +151,10 @@ def test_reissue_is_identical_except_issuance_and_signature(db):
 
     strip = lambda d: {k: v for k, v in d["certificate"].items() if k != "issuance"}  # noqa: E731
     assert strip(first) == strip(second)
-    assert first["certificate"]["issuance"]["audit_chain_head"] != second["certificate"]["issuance"]["audit_chain_head"]
+    assert (
+        first["certificate"]["issuance"]["audit_chain_head"]
+        != second["certificate"]["issuance"]["audit_chain_head"]
+    )
 
 
 def test_configured_pem_key_is_used(db):
