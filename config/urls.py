@@ -10,5 +10,6 @@ urlpatterns = [
     path("healthz/", healthz),
     path("admin/", admin.site.urls),
     path("", include("memories.api.urls")),
+    path("", include("erasure.api.urls")),
     path("", include("erasure.api.proof_urls")),
 ]

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc assets served locally: no CDN at run time
     "auditlog",
     "memories",
     "erasure",
@@ -162,6 +163,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "RejectionReasonEnum": "erasure.models.RejectionReason",
+        "LegalHoldReasonEnum": "memories.models.LegalHold.Reason",
+    },
 }
 
 # Celery: Redis broker; job state lives in PostgreSQL, so no result backend.

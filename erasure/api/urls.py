@@ -1,0 +1,39 @@
+"""Routes of the Erasure API (CONTRACT.md "Erasure API"), its OpenAPI schema and the browsable docs page."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+urlpatterns = [
+    path(
+        "api/v1/erasure-requests/", views.ErasureRequestListCreateApi.as_view(), name="erasure-request-list"
+    ),
+    path(
+        "api/v1/erasure-requests/<uuid:request_id>/",
+        views.ErasureRequestDetailApi.as_view(),
+        name="erasure-request-detail",
+    ),
+    path("api/v1/legal-holds/", views.LegalHoldListCreateApi.as_view(), name="legal-hold-list"),
+    path("api/v1/legal-holds/<uuid:hold_id>/lift/", views.LegalHoldLiftApi.as_view(), name="legal-hold-lift"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+_ACTIONS = {
+    "verify-identity": views.VerifyIdentityApi,
+    "scope": views.ScopeApi,
+    "approve": views.ApproveApi,
+    "reject": views.RejectApi,
+    "cancel": views.CancelApi,
+    "retry": views.RetryApi,
+    "extend": views.ExtendApi,
+}
+urlpatterns += [
+    path(
+        f"api/v1/erasure-requests/<uuid:request_id>/{action}/",
+        view.as_view(),
+        name=f"erasure-request-{action}",
+    )
+    for action, view in _ACTIONS.items()
+]

@@ -1,0 +1,271 @@
+"""Thin views of the Erasure API: parse with an Input serializer, call one service or selector, answer with an
+Output serializer. Domain errors become answers: IllegalTransition → 409 with the state and the allowed actions,
+ErasureInputError → 400 naming the field."""
+
+from typing import Any
+
+from django.http import Http404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from memories.auth import IsStaffKey
+from memories.models import LegalHold
+
+from .. import selectors, services
+from ..models import Action, ErasureRequest, Regulation, State
+from . import serializers as s
+
+CONFLICT = OpenApiResponse(s.ConflictOutput, description="Illegal transition: the state and allowed actions")
+BAD_INPUT = OpenApiResponse(description="Bad input: the body names the field")
+
+
+def actor_of(request: Request) -> str:
+    return str(getattr(request.user, "username", "") or "apikey")
+
+
+class StaffApi(APIView):
+    permission_classes = [IsStaffKey]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, services.IllegalTransition):
+            body = {"error": exc.message, "state": exc.state, "allowed_actions": exc.allowed_actions}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, services.ErasureInputError):
+            return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+
+class ReceivedCursorPagination(CursorPagination):
+    ordering = "-received_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class PlacedCursorPagination(ReceivedCursorPagination):
+    ordering = "-placed_at"
+
+
+class ErasureRequestFilter(filters.FilterSet):
+    state = filters.ChoiceFilter(choices=State.choices)
+    regulation = filters.ChoiceFilter(choices=Regulation.choices)
+    overdue = filters.BooleanFilter(method="filter_overdue", label="past the due date and still open")
+
+    class Meta:
+        model = ErasureRequest
+        fields = ["state", "regulation", "overdue"]
+
+    def filter_overdue(self, queryset: Any, name: str, value: bool) -> Any:
+        if value is None:
+            return queryset
+        return selectors.erasure_request_filter_overdue(queryset, overdue=value)
+
+
+class ErasureRequestListCreateApi(StaffApi, generics.GenericAPIView):
+    filter_backends = [filters.DjangoFilterBackend]
+    filterset_class = ErasureRequestFilter
+    pagination_class = ReceivedCursorPagination
+    serializer_class = s.ListOutput
+
+    def get_queryset(self) -> Any:
+        return selectors.erasure_request_list()
+
+    @extend_schema(operation_id="erasure_requests_list", responses=s.ListOutput(many=True))
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(s.ListOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="erasure_requests_create",
+        request=s.CreateInput,
+        responses={201: s.CreateOutput, 400: BAD_INPUT},
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(s.CreateInput, request)
+        erasure, token = services.erasure_request_create(
+            regulation=data["regulation"],
+            user_ids=data["subject"]["user_ids"],
+            email=data["subject"].get("email", ""),
+            scope=data.get("scope") or None,
+            suppress=data["suppress"],
+            channel="api",
+            actor=actor_of(request),
+        )
+        context = {"status_url": services.status_link(erasure, token)}
+        return Response(s.CreateOutput(erasure, context=context).data, status=status.HTTP_201_CREATED)
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data if request.data is not None else {})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _get_request(request_id: Any) -> ErasureRequest:
+    erasure = selectors.erasure_request_get(request_id=request_id)
+    if erasure is None:
+        raise Http404("No erasure request with this id.")
+    return erasure
+
+
+class ErasureRequestDetailApi(StaffApi):
+    @extend_schema(operation_id="erasure_requests_retrieve", responses=s.DetailOutput)
+    def get(self, request: Request, request_id: Any) -> Response:
+        return Response(s.DetailOutput(_get_request(request_id)).data)
+
+
+class _ActionApi(StaffApi):
+    """POST /api/v1/erasure-requests/{id}/<action>/: one subclass per action."""
+
+    action_name: str
+    input_serializer: type[serializers.Serializer] = s.EmptyInput
+
+    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
+        raise NotImplementedError
+
+    def post(self, request: Request, request_id: Any) -> Response:
+        erasure = _get_request(request_id)
+        data = _valid(self.input_serializer, request)
+        erasure = self.perform(erasure, data, actor_of(request))
+        return Response(s.DetailOutput(_get_request(erasure.id)).data)
+
+
+def _action_schema(name: str, body: type[serializers.Serializer], summary: str) -> Any:
+    return extend_schema(
+        operation_id=f"erasure_requests_{name.replace('-', '_')}",
+        summary=summary,
+        request=body,
+        responses={
+            200: s.DetailOutput,
+            400: BAD_INPUT,
+            404: OpenApiResponse(description="Not found"),
+            409: CONFLICT,
+        },
+    )
+
+
+class VerifyIdentityApi(_ActionApi):
+    action_name = Action.VERIFY_IDENTITY
+    input_serializer = s.NoteInput
+
+    @_action_schema("verify-identity", s.NoteInput, "Mark the subject's identity as verified")
+    def post(self, request: Request, request_id: Any) -> Response:
+        return super().post(request, request_id)
+
+    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
+        return services.erasure_request_verify_identity(request=erasure, actor=actor, note=data["note"])
+
+
+class ScopeApi(_ActionApi):
+    action_name = Action.SCOPE
+
+    @_action_schema("scope", s.EmptyInput, "Count exactly what will be erased → scoped")
+    def post(self, request: Request, request_id: Any) -> Response:
+        return super().post(request, request_id)
+
+    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
+        return services.erasure_request_scope(request=erasure, actor=actor)
+
+
+class ApproveApi(_ActionApi):
+    action_name = Action.APPROVE
+
+    @_action_schema("approve", s.EmptyInput, "Start the deletion (workers take it to deleted, then verified)")
+    def post(self, request: Request, request_id: Any) -> Response:
+        return super().post(request, request_id)
+
+    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
+        return services.erasure_request_approve(request=erasure, actor=actor)
+
+
+class RejectApi(_ActionApi):
+    action_name = Action.REJECT
+    input_serializer = s.RejectInput
+
+    @_action_schema("reject", s.RejectInput, "Reject with a DRP reason code → rejected")
+    def post(self, request: Request, request_id: Any) -> Response:
+        return super().post(request, request_id)
+
+    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
+        return services.erasure_request_reject(
+            request=erasure, actor=actor, reason=data["reason"], note=data["note"]
+        )
+
+
+class CancelApi(_ActionApi):
+    action_name = Action.CANCEL
+    input_serializer = s.NoteInput
+
+    @_action_schema("cancel", s.NoteInput, "Cancel before the deletion started → cancelled")
+    def post(self, request: Request, request_id: Any) -> Response:
+        return super().post(request, request_id)
+
+    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
+        return services.erasure_request_cancel(request=erasure, actor=actor, note=data["note"])
+
+
+class RetryApi(_ActionApi):
+    action_name = Action.RETRY
+
+    @_action_schema("retry", s.EmptyInput, "Resume a failed erasure where it stopped")
+    def post(self, request: Request, request_id: Any) -> Response:
+        return super().post(request, request_id)
+
+    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
+        return services.erasure_request_retry(request=erasure, actor=actor)
+
+
+class ExtendApi(_ActionApi):
+    action_name = Action.EXTEND
+    input_serializer = s.ExtendInput
+
+    @_action_schema("extend", s.ExtendInput, "Extend the due date once by the regulation's allowance")
+    def post(self, request: Request, request_id: Any) -> Response:
+        return super().post(request, request_id)
+
+    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
+        return services.erasure_request_extend(request=erasure, actor=actor, reason=data["reason"])
+
+
+class LegalHoldListCreateApi(StaffApi, generics.GenericAPIView):
+    pagination_class = PlacedCursorPagination
+    serializer_class = s.LegalHoldOutput
+
+    def get_queryset(self) -> Any:
+        return LegalHold.objects.all()
+
+    @extend_schema(operation_id="legal_holds_list", responses=s.LegalHoldOutput(many=True))
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.LegalHoldOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="legal_holds_create",
+        request=s.LegalHoldInput,
+        responses={201: s.LegalHoldOutput, 400: BAD_INPUT},
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(s.LegalHoldInput, request)
+        hold = services.legal_hold_create(
+            scope=data["scope"], reason=data["reason"], note=data["note"], actor=actor_of(request)
+        )
+        return Response(s.LegalHoldOutput(hold).data, status=status.HTTP_201_CREATED)
+
+
+class LegalHoldLiftApi(StaffApi):
+    @extend_schema(
+        operation_id="legal_holds_lift",
+        request=None,
+        responses={200: s.LegalHoldOutput, 404: OpenApiResponse(description="Not found")},
+    )
+    def post(self, request: Request, hold_id: Any) -> Response:
+        hold = LegalHold.objects.filter(id=hold_id).first()
+        if hold is None:
+            raise Http404("No legal hold with this id.")
+        hold, _released = services.legal_hold_release(hold=hold, actor=actor_of(request))
+        return Response(s.LegalHoldOutput(hold).data)

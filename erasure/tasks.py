@@ -1,0 +1,22 @@
+"""Thin Celery wrappers of the erasure workflow: they take ids and call one service (STYLE.md rule 3)."""
+
+from celery import shared_task
+
+from . import services
+from .models import ErasureRequest, State
+
+VERIFY_MAX_RETRIES = 10
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=VERIFY_MAX_RETRIES)
+def erasure_request_verify_task(self, request_id: str) -> None:
+    if not ErasureRequest.objects.filter(id=request_id, state=State.DELETED).exists():
+        return  # already verified (a duplicate delivery) or moved on
+    try:
+        services.erasure_request_verify(request_id=request_id)
+    except services.VerificationIncomplete:
+        if self.request.retries >= self.max_retries:
+            request = ErasureRequest.objects.get(id=request_id)
+            services.erasure_request_fail(request=request, reason="verification found residue")
+            return
+        raise self.retry(countdown=min(2**self.request.retries, 30)) from None

@@ -1,0 +1,146 @@
+"""The moves the workers make: job finished → deleted/failed, verification (with a final sweep), retry."""
+
+import pytest
+from django.core import mail
+
+from erasure.models import AuditEntry, ErasureRequest, State
+from erasure.services import (
+    IllegalTransition,
+    erasure_request_approve,
+    erasure_request_retry,
+    erasure_request_verify,
+)
+from memories import engine
+from memories.models import DeletionJob, Memory, MemoryHistory, WriteBlock
+from memories.pseudonyms import pseudonym
+from memories.services import MemoryWriteBlocked, legal_hold_place, memories_add
+from tests.erasure.lifecycle_factories import make_request
+
+pytestmark = pytest.mark.django_db
+
+
+def _approved(user_ids, **kwargs) -> ErasureRequest:
+    request = make_request(state=State.SCOPED, user_ids=user_ids, **kwargs)
+    mail.outbox.clear()
+    return erasure_request_approve(request=request, actor="staff")
+
+
+def _run_job(request: ErasureRequest) -> None:
+    engine.deletion_job_run(job_id=request.deletion_job_id, budget_seconds=float("inf"))
+
+
+def test_finished_job_moves_the_request_to_deleted_with_the_jobs_counts(django_capture_on_commit_callbacks):
+    # given
+    memories_add(texts=["s1", "s2", "s3"], user_id="subj", agent_id="bot")
+    memories_add(texts=["kept"], user_id="subj", agent_id="legal")
+    legal_hold_place(
+        scope={"user_id": "subj", "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t"
+    )
+    request = _approved(["subj"])
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        _run_job(request)
+    # then
+    request.refresh_from_db()
+    job = DeletionJob.objects.get(id=request.deletion_job_id)
+    assert request.state == State.DELETED and request.deleted_at is not None
+    assert (request.deleted_count, request.held_count) == (3, 1)
+    assert request.history_purged_count == 3 and request.deleted_ids_digest == job.digest
+    assert len(callbacks) == 1  # the verify task, sent once the job's transaction commits
+    assert AuditEntry.objects.filter(request=request, action="request.deleted").count() == 1
+
+
+def test_verify_confirms_nothing_remains_and_pseudonymises_the_request():
+    memories_add(texts=["s1", "s2"], user_id="subj", agent_id="bot", run_id="run-9")
+    memories_add(texts=["kept"], user_id="subj", agent_id="legal")
+    other = memories_add(texts=["not me"], user_id="other", agent_id="bot")
+    legal_hold_place(
+        scope={"user_id": "subj", "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t"
+    )
+    request = _approved(["subj"], suppress=True, scoped_by_agent={"bot": 2}, scoped_by_run={"run-9": 2})
+    _run_job(request)
+    # when
+    request = erasure_request_verify(request_id=request.id)
+    # then
+    assert request.state == State.VERIFIED and request.verified_at is not None
+    assert request.verification["memories_remaining"] == 0
+    assert request.verification["history_text_remaining"] == 0
+    assert request.verification["memories_held"] == 1
+    assert "memories_memory" in request.verification["checked_tables"]
+    assert Memory.objects.filter(user_id="subj", legal_hold__isnull=True).count() == 0
+    assert Memory.objects.filter(id=other[0].id).exists()
+    # blocks: the erasure block lifted, the suppression block (keyed hash only) placed
+    assert not WriteBlock.objects.filter(kind="erasure", reference=request.reference).exists()
+    assert WriteBlock.objects.get(kind="suppression").user_id_hmac == pseudonym("subj")
+    with pytest.raises(MemoryWriteBlocked):
+        memories_add(texts=["again"], user_id="subj")
+    # the subject was told, then forgotten
+    assert len(mail.outbox) == 1 and "complete" in mail.outbox[0].subject and request.notified_at
+    assert request.subject_user_ids == [] and request.subject_email == "" and request.scope == {}
+    assert request.scoped_by_agent == {pseudonym("bot"): 2} and request.scoped_by_run == {
+        pseudonym("run-9"): 2
+    }
+    assert request.subject_pseudonyms["user_ids"] == [pseudonym("subj")] and request.pseudonymised_at
+
+
+def test_verify_without_suppression_lets_the_user_id_be_used_again():
+    memories_add(texts=["s1"], user_id="subj")
+    request = _approved(["subj"], email="")
+    _run_job(request)
+    erasure_request_verify(request_id=request.id)
+    assert not WriteBlock.objects.exists()
+    assert memories_add(texts=["new life"], user_id="subj")
+    assert mail.outbox == []
+
+
+def test_verify_sweeps_a_straggler_written_past_the_block():
+    # given: the job finished, then an agent wrote straight into the table (bypassing the write block)
+    memories_add(texts=["s1"], user_id="subj")
+    request = _approved(["subj"])
+    _run_job(request)
+    straggler = Memory.objects.create(text="sneaky", hash="x", user_id="subj")
+    MemoryHistory.objects.create(memory_id=straggler.id, event="ADD", new_memory="sneaky")
+    # when
+    request = erasure_request_verify(request_id=request.id)
+    # then
+    assert request.state == State.VERIFIED
+    assert request.verification["final_sweep_deleted"] == 1 and request.deleted_count == 2
+    assert not Memory.objects.filter(user_id="subj").exists()
+    assert not MemoryHistory.objects.filter(memory_id=straggler.id, new_memory__isnull=False).exists()
+
+
+def test_verify_refuses_a_request_that_is_not_deleted():
+    request = make_request(state=State.SCOPED)
+    with pytest.raises(IllegalTransition):
+        erasure_request_verify(request_id=request.id)
+
+
+def test_failed_job_fails_the_request_and_retry_resumes_it():
+    memories_add(texts=["s1", "s2"], user_id="subj")
+    request = _approved(["subj"])
+    # when: the job exhausts its retries
+    engine.deletion_job_fail(job_id=request.deletion_job_id, error="OperationalError")
+    request.refresh_from_db()
+    # then
+    assert request.state == State.FAILED and request.failure_reason == "OperationalError"
+    assert WriteBlock.objects.filter(kind="erasure").exists()  # the subject stays frozen
+    # when: staff retries
+    request = erasure_request_retry(request=request, actor="staff")
+    # then: back to scoped, approval kept, the same job pending again
+    assert request.state == State.SCOPED and request.approved_at is not None
+    job = DeletionJob.objects.get(id=request.deletion_job_id)
+    assert job.status == "PENDING"
+    _run_job(request)
+    request.refresh_from_db()
+    assert request.state == State.DELETED and request.deleted_count == 2
+
+
+def test_retry_after_a_failed_verification_goes_back_to_deleted(django_capture_on_commit_callbacks):
+    memories_add(texts=["s1"], user_id="subj")
+    request = _approved(["subj"])
+    _run_job(request)
+    ErasureRequest.objects.filter(id=request.id).update(state=State.FAILED, failure_reason="verification")
+    request.refresh_from_db()
+    with django_capture_on_commit_callbacks() as callbacks:
+        request = erasure_request_retry(request=request, actor="staff")
+    assert request.state == State.DELETED and len(callbacks) == 1
