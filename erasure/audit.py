@@ -13,6 +13,7 @@ changes made by compare-and-set UPDATEs (which fire no model signals) appear in 
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,8 @@ GENESIS = "0" * 64
 _CHAIN_LOCK = 0x6175646974  # "audit"
 MAX_DATA_BYTES = 16_384
 
-# Keys that name raw personal data. An entry carrying one is a bug in the caller, so it is refused loudly.
+# Keys that name personal data: they may carry only keyed hashes (pseudonyms). Anything else is a bug in the
+# caller, so it is refused loudly.
 FORBIDDEN_KEYS = frozenset(
     {
         "user_id",
@@ -44,6 +46,9 @@ FORBIDDEN_KEYS = frozenset(
         "extension_reason",
     }
 )
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class AuditDataRefused(ValueError):
@@ -82,10 +87,21 @@ def _strings(value: Any) -> Iterator[str]:
         yield value
 
 
+def _pseudonymous(value: Any) -> bool:
+    """None, a keyed hash (64 hex digits), or a list of them: what a personal key may carry."""
+    if value is None or value == "" or value == []:
+        return True
+    if isinstance(value, str):
+        return _HEX64.fullmatch(value) is not None
+    if isinstance(value, list | tuple):
+        return all(isinstance(v, str) and _HEX64.fullmatch(v) for v in value)
+    return False
+
+
 def _forbidden_key(value: Any) -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in FORBIDDEN_KEYS:
+            if key in FORBIDDEN_KEYS and not _pseudonymous(item):
                 return str(key)
             found = _forbidden_key(item)
             if found:

@@ -160,17 +160,19 @@ def _chain_logentry(sender: Any, instance: LogEntry, created: bool, raw: bool = 
     from .audit import _append
 
     content_type = ContentType.objects.get_for_id(instance.content_type_id)
-    request_id = None
+    # The reference ties the entry to its request for exports; the request FK is left empty so the request's own
+    # event list (erasure steps) is not interleaved with auditlog bookkeeping.
     reference = ""
-    if content_type.model_class() is ErasureRequest and instance.action != LogEntry.Action.DELETE:
-        row = ErasureRequest.objects.filter(pk=instance.object_pk).values("id", "reference").first()
-        if row:
-            request_id, reference = row["id"], row["reference"]
+    if content_type.model_class() is ErasureRequest:
+        reference = (
+            ErasureRequest.objects.filter(pk=instance.object_pk).values_list("reference", flat=True).first()
+            or ""
+        )
     with transaction.atomic():
         _append(
             actor="auditlog",
             action="auditlog",
-            request_id=request_id,
+            request_id=None,
             reference=reference,
             data={
                 "logentry_id": instance.pk,

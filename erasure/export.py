@@ -43,16 +43,17 @@ def export_requests(
     leaked = PERSONAL_COLUMNS.intersection(columns)
     if leaked:
         raise ValueError(f"personal columns may not be exported: {sorted(leaked)}")
-    active = AuditEntry.objects.filter(_range("created_at", start, end), request__isnull=False).values(
-        "request_id"
+    active = (
+        AuditEntry.objects.filter(_range("created_at", start, end)).exclude(reference="").values("reference")
     )
-    qs = ErasureRequest.objects.filter(_range("received_at", start, end) | Q(id__in=active))
+    qs = ErasureRequest.objects.filter(_range("received_at", start, end) | Q(reference__in=active))
     return qs.order_by("received_at", "id").values(*columns).iterator(chunk_size=chunk_size)
 
 
 def export_entries(
     *, start: datetime | None, end: datetime | None, chunk_size: int = 2000
 ) -> Iterator[AuditEntry]:
-    """The requests' audit entries created in [start, end), in chain order."""
-    qs = AuditEntry.objects.filter(_range("created_at", start, end), request__isnull=False)
+    """The requests' audit entries (erasure steps and their auditlog rows) created in [start, end), in chain
+    order."""
+    qs = AuditEntry.objects.filter(_range("created_at", start, end)).exclude(reference="")
     return qs.order_by("id").iterator(chunk_size=chunk_size)

@@ -28,6 +28,7 @@ from ..audit import audit_append
 from ..certificate import CertificateNotAvailable, certificate_build, certificate_pdf
 from ..export import export_entries, export_requests
 from ..models import STAFF_ACTIONS, TRANSITIONS, AuditEntry, ErasureRequest
+from .serializers import ConflictOutput
 
 
 class IgnoreFormatParam(DefaultContentNegotiation):
@@ -45,12 +46,6 @@ def actor_of(request: Request) -> str:
 class ProofApi(APIView):
     permission_classes = [IsStaffKey]
     content_negotiation_class = IgnoreFormatParam
-
-
-class ConflictOutput(serializers.Serializer):
-    error = serializers.CharField()
-    state = serializers.CharField()
-    allowed_actions = serializers.ListField(child=serializers.CharField())
 
 
 class CertificateApi(ProofApi):

@@ -174,3 +174,12 @@ def test_concurrent_appends_never_fork_the_chain():
     assert not errors
     report = audit_chain_verify(chunk_size=7)
     assert report.ok and report.entries == 40
+
+
+def test_personal_keys_may_carry_pseudonyms(db):
+    from memories.pseudonyms import pseudonym
+
+    entry = audit_append(
+        actor="t", action="request.created", data={"subject": {"user_ids": [pseudonym("u")], "email": None}}
+    )
+    assert entry.data["subject"]["user_ids"] == [pseudonym("u")]
