@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("memories.api.urls")),
     path("", include("erasure.api.urls")),
+    path("", include("erasure.api.proof_urls")),
     path("", include("erasure.urls_pages")),
 ]

@@ -8,3 +8,6 @@ class ErasureConfig(AppConfig):
     def ready(self) -> None:
         from . import receivers  # noqa: F401  (subscribes to memories' deletion_job_finished)
         from .api import schema  # noqa: F401  (OpenAPI extension for the API-key authentication)
+        from .auditlog import auditlog_register
+
+        auditlog_register()

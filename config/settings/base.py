@@ -233,3 +233,16 @@ LOGGING = {
         "celery": {"level": "INFO"},
     },
 }
+
+# Deletion certificates (erasure/certificate.py, erasure/signing.py). The Ed25519 private key comes from
+# CERTIFICATE_SIGNING_KEY (PEM text) or CERTIFICATE_SIGNING_KEY_FILE; only in development (the dev secret key or
+# DEBUG) is one generated into VAR_DIR/signing-key.pem. The residual windows stated on every certificate are the
+# operator's real backup and WAL retention: set them to match the database's backup policy.
+CERTIFICATE_SIGNING_KEY = os.environ.get("CERTIFICATE_SIGNING_KEY", "")
+CERTIFICATE_SIGNING_KEY_FILE = os.environ.get("CERTIFICATE_SIGNING_KEY_FILE", "")
+CERTIFICATE_SIGNING_KEY_AUTOGENERATE = env_bool(
+    "CERTIFICATE_SIGNING_KEY_AUTOGENERATE", DEBUG or SECRET_KEY == _DEV_SECRET
+)
+CERTIFICATE_ISSUER = os.environ.get("CERTIFICATE_ISSUER", "Erasure workflow service")
+BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30)
+WAL_RETENTION_DAYS = env_int("WAL_RETENTION_DAYS", 7)

@@ -1,0 +1,66 @@
+"""GET /api/v1/erasure-requests/{id}/certificate/ — staff only, 409 before verified, JSON or ?format=pdf."""
+
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from erasure.certificate import certificate_verify
+from erasure.models import AuditEntry
+from tests.erasure.proof_factories import make_request
+
+
+def url(request_id) -> str:
+    return f"/api/v1/erasure-requests/{request_id}/certificate/"
+
+
+def test_anonymous_is_401_and_a_plain_key_is_403(db, api):
+    request = make_request()
+    assert APIClient().get(url(request.id)).status_code == 401
+    response = api.get(url(request.id))
+    assert response.status_code == 403
+
+
+def test_unknown_request_is_404(staff_api):
+    assert staff_api.get(url(uuid.uuid4())).status_code == 404
+
+
+@pytest.mark.parametrize("state", ["received", "scoped", "deleted"])
+def test_before_verified_is_409_with_the_state(staff_api, state):
+    request = make_request(state=state)
+
+    response = staff_api.get(url(request.id))
+
+    assert response.status_code == 409
+    assert response.json()["state"] == state
+    assert "verified" in response.json()["error"]
+    assert isinstance(response.json()["allowed_actions"], list)
+
+
+def test_verified_request_gets_a_signed_json_certificate(staff_api):
+    request = make_request()
+
+    response = staff_api.get(url(request.id))
+
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    doc = response.json()
+    assert doc["certificate"]["reference"] == request.reference
+    assert certificate_verify(doc)
+    issued = AuditEntry.objects.filter(request=request, action="certificate.issued").get()
+    assert issued.actor == "apikey:staff-test" and issued.data["key_id"] == doc["key_id"]
+
+
+def test_format_pdf_answers_a_pdf(staff_api):
+    request = make_request()
+
+    response = staff_api.get(url(request.id), {"format": "pdf"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    assert request.reference in response["Content-Disposition"]
+
+
+def test_an_unknown_format_is_400_naming_the_field(staff_api):
+    response = staff_api.get(url(make_request().id), {"format": "xml"})
+    assert response.status_code == 400 and "format" in response.json()
