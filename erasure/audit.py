@@ -4,6 +4,7 @@
 
 Appends are serialised by a transaction-level advisory lock, so the chain has no forks under concurrency.
 """
+
 import hashlib
 import json
 from typing import Any

@@ -259,6 +259,7 @@ def deletion_job_run(
 def deletion_job_fail(*, job_id: uuid.UUID | str, error: str) -> DeletionJob:
     """Marks a job FAILED after its retries ran out (the error is a class name, never data). Sends
     `deletion_job_finished`. Its cursor and counters stay, so deletion_job_retry resumes where it stopped."""
+    connection.close_if_unusable_or_obsolete()  # called right after a database error: start on a fresh connection
     with transaction.atomic():
         job = DeletionJob.objects.select_for_update().get(id=job_id)
         if not job.is_finished:
