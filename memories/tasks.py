@@ -1,25 +1,30 @@
 """Thin Celery wrappers around the deletion engine: they take ids and call one service (STYLE.md rule 3)."""
 
 from celery import shared_task
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 from . import engine
 
-RETRYABLE = (OperationalError, InterfaceError, DatabaseError, BrokerError, ConnectionError)
+RETRYABLE = (OperationalError, InterfaceError, BrokerError, ConnectionError)
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
-def deletion_job_run_task(self, job_id: str) -> None:
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=settings.DELETION_TASK_MAX_RETRIES
+)
+def deletion_job_run_task(self, job_id: str, ticket: int | None = None) -> None:
+    """Runs one time budget of a job; the engine dispatches the continuation itself (memories.engine docstring)."""
     try:
-        result = engine.deletion_job_run(job_id=job_id)
+        engine.deletion_job_run(job_id=job_id, ticket=ticket)
     except RETRYABLE as exc:
         if self.request.retries >= self.max_retries:
             engine.deletion_job_fail(job_id=job_id, error=type(exc).__name__)
             return
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from None
-    if result.ran and not result.finished:
-        deletion_job_run_task.delay(job_id)  # time budget spent: continue in a fresh task
+    except Exception as exc:  # a bug, not an outage: fail visibly (class name only) instead of looping
+        engine.deletion_job_fail(job_id=job_id, error=type(exc).__name__)
+        raise
 
 
 @shared_task(acks_late=True)

@@ -1,0 +1,38 @@
+"""Runs the engine in this process on the database named by DATABASE_URL and prints JSON timings.
+
+python -m bench.probe USER_ID [USER_ID …]   one job per user, each run to the end; prints [{…}, …]
+"""
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+os.environ.setdefault("ERASURE_QUIET_DEV_KEY", "1")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import transaction  # noqa: E402
+
+from memories.engine import deletion_job_create, deletion_job_run  # noqa: E402
+
+
+def main(user_ids: list[str]) -> None:
+    results = []
+    for user_id in user_ids:
+        started = time.perf_counter()
+        with transaction.atomic():
+            job = deletion_job_create(
+                kind="filter", scope={"user_id": user_id}, requested_by="bench", enqueue=False
+            )
+        result = deletion_job_run(job_id=job.id, budget_seconds=float("inf"))
+        seconds = time.perf_counter() - started
+        results.append({"seconds": seconds, "deleted": result.job.deleted_count, "status": result.job.status})
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
