@@ -259,7 +259,9 @@ def deletion_job_run(
 def deletion_job_fail(*, job_id: uuid.UUID | str, error: str) -> DeletionJob:
     """Marks a job FAILED after its retries ran out (the error is a class name, never data). Sends
     `deletion_job_finished`. Its cursor and counters stay, so deletion_job_retry resumes where it stopped."""
-    connection.close_if_unusable_or_obsolete()  # called right after a database error: start on a fresh connection
+    # Called right after a database error: a broken connection is replaced (never one inside a transaction).
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
     with transaction.atomic():
         job = DeletionJob.objects.select_for_update().get(id=job_id)
         if not job.is_finished:
