@@ -15,9 +15,10 @@ import textwrap
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 
-from .audit import audit_chain_head
+from .audit import audit_append, audit_chain_head
 from .models import AuditEntry, ErasureRequest, State
 from .signing import ALGORITHM, SignatureInvalid, key_id, load_public_key, public_key_pem, sign, verify
 
@@ -280,3 +281,29 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
     pdf.showPage()
     pdf.save()
     return buf.getvalue()
+
+
+def certificate_response(*, request: ErasureRequest, actor: str, fmt: str = "json") -> HttpResponse:
+    """Issues the certificate as a download: the signed JSON document, or its PDF with fmt="pdf". Raises
+    CertificateNotAvailable before `verified`. Side effect: one `certificate.issued` audit entry. Used by the
+    Erasure API and the privacy-team console."""
+    document = certificate_build(request=request)
+    audit_append(
+        actor=actor,
+        action="certificate.issued",
+        request=request,
+        data={
+            "format": fmt,
+            "key_id": document["key_id"],
+            "chain_head": document["certificate"]["issuance"]["audit_chain_head"]["entry_id"],
+        },
+    )
+    if fmt == "pdf":
+        response = HttpResponse(
+            certificate_pdf(request=request, document=document), content_type="application/pdf"
+        )
+        response["Content-Disposition"] = f'inline; filename="{request.reference}.pdf"'
+        return response
+    response = JsonResponse(document, json_dumps_params={"indent": 2, "sort_keys": True})
+    response["Content-Disposition"] = f'attachment; filename="{request.reference}.certificate.json"'
+    return response

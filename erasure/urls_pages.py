@@ -19,6 +19,9 @@ urlpatterns = [
     path("privacy-team/requests/new/", views.request_new, name="request-new"),
     path("privacy-team/requests/<uuid:pk>/", views.request_detail, name="request-detail"),
     path("privacy-team/requests/<uuid:pk>/progress.json", views.request_progress, name="request-progress"),
+    path(
+        "privacy-team/requests/<uuid:pk>/certificate/", views.request_certificate, name="request-certificate"
+    ),
     path("privacy-team/requests/<uuid:pk>/<slug:action>/", views.request_action, name="request-action"),
     path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
     path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),

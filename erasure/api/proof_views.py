@@ -4,16 +4,9 @@ Both read `?format=` themselves: DRF would otherwise treat it as a renderer over
 answer 404 for `pdf` or `csv`, so these views use a negotiation class that ignores it.
 """
 
-import csv
-import io
-import json
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -24,10 +17,10 @@ from rest_framework.views import APIView
 
 from memories.auth import IsStaffKey
 
-from ..audit import audit_append
-from ..certificate import CertificateNotAvailable, certificate_build, certificate_pdf
-from ..export import export_entries, export_requests
-from ..models import STAFF_ACTIONS, TRANSITIONS, AuditEntry, ErasureRequest
+from ..certificate import CertificateNotAvailable, certificate_response
+from ..export import audit_export_response
+from ..models import ErasureRequest
+from ..selectors import allowed_actions
 from .serializers import ConflictOutput
 
 
@@ -72,137 +65,18 @@ class CertificateApi(ProofApi):
     def get(self, request: Request, request_id: Any) -> Any:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        fmt = params.validated_data["format"]
         erasure_request = get_object_or_404(ErasureRequest, id=request_id)
         try:
-            document = certificate_build(request=erasure_request)
+            return certificate_response(
+                request=erasure_request, actor=actor_of(request), fmt=params.validated_data["format"]
+            )
         except CertificateNotAvailable as exc:
-            allowed = [a for a in STAFF_ACTIONS if exc.state in TRANSITIONS[a][0]]
-            body = {"error": str(exc), "state": exc.state, "allowed_actions": [str(a) for a in allowed]}
+            body = {
+                "error": str(exc),
+                "state": exc.state,
+                "allowed_actions": allowed_actions(erasure_request),
+            }
             return Response(body, status=status.HTTP_409_CONFLICT)
-        audit_append(
-            actor=actor_of(request),
-            action="certificate.issued",
-            request=erasure_request,
-            data={
-                "format": fmt,
-                "key_id": document["key_id"],
-                "chain_head": document["certificate"]["issuance"]["audit_chain_head"]["entry_id"],
-            },
-        )
-        if fmt == "pdf":
-            pdf = certificate_pdf(request=erasure_request, document=document)
-            response = HttpResponse(pdf, content_type="application/pdf")
-            response["Content-Disposition"] = f'inline; filename="{erasure_request.reference}.pdf"'
-            return response
-        return Response(document)
-
-
-# --- compliance export ---------------------------------------------------------------------------------------
-
-REQUEST_COLUMNS = [
-    "reference",
-    "regulation",
-    "state",
-    "channel",
-    "received_at",
-    "acknowledged_at",
-    "identity_verified_at",
-    "scoped_at",
-    "approved_at",
-    "deleted_at",
-    "verified_at",
-    "rejected_at",
-    "cancelled_at",
-    "failed_at",
-    "notified_at",
-    "pseudonymised_at",
-    "extended_at",
-    "due_at",
-    "scoped_total",
-    "scoped_held",
-    "deleted_count",
-    "held_count",
-    "history_purged_count",
-    "deleted_ids_digest",
-    "rejection_reason",
-    "subject_pseudonyms",
-    "scope_pseudonymised",
-]
-ENTRY_COLUMNS = ["entry_id", "created_at", "actor", "action", "data", "prev_hash", "entry_hash"]
-CSV_COLUMNS = ["record", *REQUEST_COLUMNS, *ENTRY_COLUMNS]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
-
-
-def request_row(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: _plain(values[name]) for name in REQUEST_COLUMNS}
-
-
-def entry_row(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "entry_id": entry.id,
-        "reference": entry.reference,
-        "created_at": entry.created_at.isoformat(),
-        "actor": entry.actor,
-        "action": entry.action,
-        "data": entry.data,
-        "prev_hash": entry.prev_hash,
-        "entry_hash": entry.entry_hash,
-    }
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        value = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    text = str(value)
-    # Spreadsheet formula injection: an actor name such as "=HYPERLINK(…)" must stay text.
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def _csv_stream(requests: Iterator[dict[str, Any]], entries: Iterator[AuditEntry]) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-
-    def emit(row: list[Any]) -> str:
-        buf.seek(0)
-        buf.truncate()
-        writer.writerow([_csv_cell(v) for v in row])
-        return buf.getvalue()
-
-    yield emit(CSV_COLUMNS)
-    for values in requests:
-        row = request_row(values)
-        yield emit(["request", *[row[c] for c in REQUEST_COLUMNS], *[""] * len(ENTRY_COLUMNS)])
-    for entry in entries:
-        erow = entry_row(entry)
-        yield emit(
-            [
-                "audit_entry",
-                entry.reference,
-                *[""] * (len(REQUEST_COLUMNS) - 1),
-                *[erow[c] for c in ENTRY_COLUMNS],
-            ]
-        )
-
-
-def _json_stream(
-    meta: dict[str, Any], requests: Iterator[dict[str, Any]], entries: Iterator[AuditEntry]
-) -> Iterator[str]:
-    yield '{"export":' + json.dumps(meta) + ',"requests":['
-    for i, values in enumerate(requests):
-        yield ("," if i else "") + json.dumps(request_row(values), sort_keys=True)
-    yield '],"audit_entries":['
-    for i, entry in enumerate(entries):
-        yield ("," if i else "") + json.dumps(entry_row(entry), sort_keys=True)
-    yield "]}"
 
 
 class AuditExportApi(ProofApi):
@@ -243,25 +117,9 @@ class AuditExportApi(ProofApi):
     def get(self, request: Request) -> Any:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        fmt = params.validated_data["format"]
-        start_day, end_day = params.validated_data.get("from"), params.validated_data.get("to")
-        start = datetime.combine(start_day, time.min, tzinfo=UTC) if start_day else None
-        end = datetime.combine(end_day + timedelta(days=1), time.min, tzinfo=UTC) if end_day else None
-        audit_append(
+        return audit_export_response(
+            fmt=params.validated_data["format"],
+            date_from=params.validated_data.get("from"),
+            date_to=params.validated_data.get("to"),
             actor=actor_of(request),
-            action="audit.exported",
-            data={"format": fmt, "from": _plain(start_day), "to": _plain(end_day)},
         )
-        requests = export_requests(start=start, end=end, columns=REQUEST_COLUMNS)
-        entries = export_entries(start=start, end=end)
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        if fmt == "csv":
-            response = StreamingHttpResponse(_csv_stream(requests, entries), content_type="text/csv")
-            response["Content-Disposition"] = f'attachment; filename="erasure-audit-{stamp}.csv"'
-            return response
-        meta = {"from": _plain(start_day), "to": _plain(end_day), "generated_at": timezone.now().isoformat()}
-        response = StreamingHttpResponse(
-            _json_stream(meta, requests, entries), content_type="application/json"
-        )
-        response["Content-Disposition"] = f'attachment; filename="erasure-audit-{stamp}.json"'
-        return response

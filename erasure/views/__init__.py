@@ -9,6 +9,7 @@ from .staff import (
     legal_holds,
     queue,
     request_action,
+    request_certificate,
     request_detail,
     request_new,
     request_progress,
@@ -22,6 +23,7 @@ from .subject import (
 )
 
 __all__ = [
+    "request_certificate",
     "StaffLoginView",
     "export_download",
     "exports",

@@ -3,10 +3,8 @@ exports. Views validate with erasure.forms, call one service or selector, and re
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dt_time
 from functools import wraps
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -22,17 +20,16 @@ from django.http import (
     HttpResponse,
     HttpResponseBase,
     JsonResponse,
-    StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from memories.models import LegalHold
 from memories.scope import ScopeError
 
 from .. import deadlines, selectors, services
-from ..audit import audit_append
+from ..certificate import CertificateNotAvailable, certificate_response
+from ..export import audit_export_response
 from ..forms import (
     ApproveForm,
     CancelForm,
@@ -245,6 +242,19 @@ def request_progress(request: HttpRequest, pk: str) -> JsonResponse:
     )
 
 
+@staff_required
+@require_GET
+def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
+    """The signed certificate of a verified request (?format=pdf for the PDF), as the API issues it."""
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    fmt = "pdf" if request.GET.get("format") == "pdf" else "json"
+    try:
+        return certificate_response(request=erasure, actor=_actor(request), fmt=fmt)
+    except CertificateNotAvailable:
+        messages.error(request, "A certificate is issued only once the request is verified.")
+        return redirect("erasure_pages:request-detail", pk=erasure.pk)
+
+
 # action -> (form class or None, call(erasure, actor, cleaned_data), success message)
 ActionCall = Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]
 ACTIONS: dict[str, tuple[type[forms.Form] | None, ActionCall, str]] = {
@@ -387,55 +397,6 @@ def legal_hold_lift_view(request: HttpRequest, pk: str) -> HttpResponse:
 # --- privacy team: exports -----------------------------------------------------------------------------------
 
 
-def _export_function() -> Callable[..., HttpResponseBase] | None:
-    """The proof branch's export, when installed: its `audit_export_response` if it offers one, otherwise the
-    same streams its API view (GET /api/v1/audit/export/) is built from. None when the proof code is absent."""
-    try:
-        from ..api import proof_views  # type: ignore[attr-defined,unused-ignore]
-        from ..export import export_entries, export_requests  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    direct = getattr(proof_views, "audit_export_response", None)
-    if direct is not None:
-        return cast(Callable[..., HttpResponseBase], direct)
-    csv_stream = getattr(proof_views, "_csv_stream", None)
-    json_stream = getattr(proof_views, "_json_stream", None)
-    columns = getattr(proof_views, "REQUEST_COLUMNS", None)
-    if csv_stream is None or json_stream is None or columns is None:
-        return None
-
-    def render_export(
-        *, fmt: str, date_from: date | None, date_to: date | None, actor: str
-    ) -> HttpResponseBase:
-        # Same day boundaries (UTC, `to` inclusive), audit entry and content as the API view.
-        start = datetime.combine(date_from, dt_time.min, tzinfo=UTC) if date_from else None
-        end = datetime.combine(date_to + timedelta(days=1), dt_time.min, tzinfo=UTC) if date_to else None
-        audit_append(
-            actor=actor,
-            action="audit.exported",
-            data={"format": fmt, "from": date_from.isoformat() if date_from else None,
-                  "to": date_to.isoformat() if date_to else None, "via": "privacy-team UI"},
-        )  # fmt: skip
-        requests = export_requests(start=start, end=end, columns=columns)
-        entries = export_entries(start=start, end=end)
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        if fmt == "csv":
-            response = StreamingHttpResponse(csv_stream(requests, entries), content_type="text/csv")
-        else:
-            meta = {
-                "from": date_from.isoformat() if date_from else None,
-                "to": date_to.isoformat() if date_to else None,
-                "generated_at": timezone.now().isoformat(),
-            }
-            response = StreamingHttpResponse(
-                json_stream(meta, requests, entries), content_type="application/json"
-            )
-        response["Content-Disposition"] = f'attachment; filename="erasure-audit-{stamp}.{fmt}"'
-        return response
-
-    return render_export
-
-
 @staff_required
 @require_GET
 def exports(request: HttpRequest) -> HttpResponse:
@@ -443,7 +404,7 @@ def exports(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "erasure/staff/exports.html",
-        {"form": form, "available": _export_function() is not None, "nav": "exports"},
+        {"form": form, "nav": "exports"},
     )
 
 
@@ -451,19 +412,12 @@ def exports(request: HttpRequest) -> HttpResponse:
 @require_GET
 def export_download(request: HttpRequest) -> HttpResponseBase:
     form = ExportForm(request.GET)
-    render_export = _export_function()
-    if not form.is_valid() or render_export is None:
-        if render_export is None:
-            messages.error(request, "The audit export is not available on this server yet.")
-        return render(
-            request,
-            "erasure/staff/exports.html",
-            {"form": form, "available": render_export is not None, "nav": "exports"},
-            status=400 if render_export else 503,
-        )
-    return render_export(
+    if not form.is_valid():
+        return render(request, "erasure/staff/exports.html", {"form": form, "nav": "exports"}, status=400)
+    return audit_export_response(
         fmt=form.cleaned_data["format"],
         date_from=form.cleaned_data["from"],
         date_to=form.cleaned_data["to"],
         actor=_actor(request),
+        via="privacy-team UI",
     )

@@ -123,7 +123,7 @@ def test_export_is_itself_audited(staff_api):
     from erasure.models import AuditEntry
 
     entry = AuditEntry.objects.get(action="audit.exported")
-    assert entry.data == {"format": "csv", "from": "2026-01-01", "to": "2026-01-31"}
+    assert entry.data == {"format": "csv", "from": "2026-01-01", "to": "2026-01-31", "via": "api"}
 
 
 def test_openapi_documents_the_proof_endpoints(db):

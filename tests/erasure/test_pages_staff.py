@@ -336,7 +336,6 @@ def test_holds_placed_and_lifted_in_the_ui_are_audited(staff_client):
 
 
 def test_export_download_streams_the_audit_export_for_staff_sessions(staff_client):
-    pytest.importorskip("erasure.export", reason="the proof branch's export is not merged yet")
     erasure = make_request()
     response = staff_client.get("/privacy-team/exports/download/?format=csv&from=2000-01-01&to=2100-01-01")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
@@ -348,11 +347,24 @@ def test_export_download_streams_the_audit_export_for_staff_sessions(staff_clien
     assert AuditEntry.objects.filter(actor="dpo", action="audit.exported").count() == 2
 
 
-def test_export_download_without_the_proof_code_says_so(staff_client):
-    try:
-        import erasure.export  # noqa: F401
-    except ImportError:
-        response = staff_client.get("/privacy-team/exports/download/?format=csv")
-        assert response.status_code == 503 and "not available" in response.content.decode()
-    else:
-        pytest.skip("the export is installed")
+def test_staff_download_the_signed_certificate_of_a_verified_request(staff_client):
+    from erasure.certificate import certificate_verify
+    from tests.erasure.proof_factories import make_request as make_verified
+
+    # given
+    erasure = make_verified(state=State.VERIFIED)
+    detail = staff_client.get(f"/privacy-team/requests/{erasure.pk}/").content.decode()
+    assert f"/privacy-team/requests/{erasure.pk}/certificate/?format=pdf" in detail
+    # when
+    as_json = staff_client.get(f"/privacy-team/requests/{erasure.pk}/certificate/")
+    as_pdf = staff_client.get(f"/privacy-team/requests/{erasure.pk}/certificate/?format=pdf")
+    # then
+    assert as_json.status_code == 200 and certificate_verify(as_json.json())
+    assert as_pdf.status_code == 200 and as_pdf.content.startswith(b"%PDF")
+    assert AuditEntry.objects.filter(request=erasure, actor="dpo", action="certificate.issued").count() == 2
+
+
+def test_no_certificate_before_verified_redirects_with_a_message(staff_client):
+    erasure = make_request()
+    response = staff_client.get(f"/privacy-team/requests/{erasure.pk}/certificate/", follow=True)
+    assert response.redirect_chain and "only once the request is verified" in response.content.decode()
