@@ -86,13 +86,6 @@ class SubjectRequestForm(forms.Form):
         error_messages={"required": "Enter your e-mail address so we can send you the status link."},
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
-    details = forms.CharField(
-        label="Anything else we should know",
-        required=False,
-        max_length=2000,
-        help_text="Do not include passwords or sensitive information.",
-        widget=forms.Textarea(attrs={"rows": 3}),
-    )
     consent = forms.BooleanField(
         label="I confirm that I am the person these ids belong to (or authorised to act for them), and I agree "
         "that the data is permanently erased. This cannot be undone.",

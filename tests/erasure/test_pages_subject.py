@@ -18,7 +18,6 @@ VALID = {
     "regulation": "gdpr",
     "user_ids": "subject-form-1\n  subject-form-2  \n\nsubject-form-1\n",
     "email": "someone@example.test",
-    "details": "",
     "consent": "on",
     "website": "",
 }
@@ -44,7 +43,7 @@ def test_form_page_explains_the_regulations_and_labels_every_field(client):
     html = response.content.decode()
     assert "csrfmiddlewaretoken" in html
     assert "within one month" in html and "45 days" in html
-    for field in ("id_user_ids", "id_email", "id_details", "id_consent"):
+    for field in ("id_user_ids", "id_email", "id_consent"):
         assert f'for="{field}"' in html
     assert "cdn" not in html.lower() and "https://" not in html  # everything local
 
