@@ -216,7 +216,7 @@ def test_no_canary_of_the_subject_survives_a_verified_erasure(staff_api, api, st
         "control_db: table public.memories_history column new_memory",
         "control_db: table public.memories_memory column search_vector",
         "control_db: table public.memories_memory column text",
-        f"control_log: caplog of the test process",
+        "control_log: caplog of the test process",
         f"control_redis: redis key {RUN}:{RUN}-residue-control",
     ]
     assert hits == sorted(expected_controls), "\n".join(h for h in hits if h not in expected_controls)
