@@ -129,31 +129,42 @@ def _use_broker(url: str) -> None:
 
 
 @pytest.mark.worker
-def test_redis_killed_and_restarted_empty_mid_erasure(staff_api, start_worker, private_redis):
-    # given: short task budgets, so the job re-enqueues itself through Redis every few batches
+@pytest.mark.parametrize("outage", ["one_second", "until_the_job_ends"])
+def test_redis_killed_and_restarted_empty_mid_erasure(staff_api, start_worker, private_redis, outage):
+    # given: one_second — short task budgets, so the job re-enqueues itself through Redis every few batches and
+    # loses those messages; until_the_job_ends — one long task finishes the job while Redis is down, so the
+    # message that starts verification cannot be sent
     subject = Subject("redis", 8_000)
+    budget = "0.3" if outage == "one_second" else "60"
     env = {
         **RESCUE_ENV,
         "REDIS_URL": private_redis.url,
         "DELETION_BATCH_SIZE": "50",
-        "DELETION_TASK_BUDGET_SECONDS": "0.3",
+        "DELETION_TASK_BUDGET_SECONDS": budget,
     }
     worker = start_worker("redis", extra_env=env, beat=True)
     url, _ = request_through_api(staff_api, user_ids=[subject.user_id])
     job_id = _job_id(staff_api, url)
 
-    # when: Redis dies mid-job (queue, unacked messages, everything lost) and comes back empty a second later
+    # when: Redis dies mid-job (queue, unacked messages, everything lost) and comes back empty
     _mid_job(job_id, len(subject.ids))
     private_redis.kill()
     at_kill = DeletionJob.objects.get(id=job_id).deleted_count
-    time.sleep(1)
+    if outage == "one_second":
+        time.sleep(1)
+    else:
+        wait_for(lambda: DeletionJob.objects.get(id=job_id).is_finished, timeout=60, message="job end")
+        time.sleep(1)
     private_redis.start()
     detail = wait_closed(staff_api, url, timeout=120)
 
     # then
     assert at_kill < len(subject.ids)
     subject.assert_erased(detail)
-    assert "redis" in worker.log().lower()
+    log = worker.log()
+    assert "redis" in log.lower()  # the worker did see the broker go away
+    if outage == "until_the_job_ends":
+        assert "re-enqueued stale verifications" in log  # the lost verify message was sent again
 
 
 def _worker_backends() -> list[int]:
