@@ -123,6 +123,8 @@ def _clean_subject(user_ids: Any, email: str) -> tuple[list[str], str]:
         raise ErasureInputError("user_ids", f"at most {MAX_USER_IDS} user_ids per request")
     if not all(isinstance(u, str) and u.strip() for u in user_ids):
         raise ErasureInputError("user_ids", "each user_id must be a non-empty string")
+    _refuse_nul("user_ids", list(user_ids))
+    _refuse_nul("email", email or "")
     clean = sorted({u.strip() for u in user_ids})
     if any(len(u) > 255 for u in clean):
         raise ErasureInputError("user_ids", "a user_id is at most 255 characters")
@@ -132,11 +134,26 @@ def _clean_subject(user_ids: Any, email: str) -> tuple[list[str], str]:
     return clean, email
 
 
+def _refuse_nul(field: str, value: Any) -> None:
+    """PostgreSQL cannot store NUL in text or jsonb: such input would fail in the database as a 500."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ErasureInputError(field, "must not contain NUL characters (\\u0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(field, key)
+            _refuse_nul(field, item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_nul(field, item)
+
+
 def _clean_scope(scope: Any) -> dict[str, Any]:
     if not scope:
         return {}
     if not isinstance(scope, dict):
         raise ErasureInputError("scope", "must be an object")
+    _refuse_nul("scope", scope)
     unknown = sorted(set(scope) - set(NARROWING_KEYS))
     if unknown:
         raise ErasureInputError("scope", f"unknown key {unknown[0]}; allowed: {', '.join(NARROWING_KEYS)}")
@@ -663,6 +680,8 @@ def legal_hold_create(*, scope: dict[str, Any], reason: str, note: str = "", act
     Side effects: a LegalHold row (scope kept pseudonymised only), memories' legal_hold set, one audit entry."""
     if reason not in LegalHold.Reason.values:
         raise ErasureInputError("reason", f"must be one of {', '.join(LegalHold.Reason.values)}")
+    _refuse_nul("scope", scope)
+    _refuse_nul("note", note)
     try:
         scope = validate_scope(scope)
     except ScopeError as exc:
