@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import kombu.pools
 import pytest
 from django.db import connection, connections
 from django.urls import Resolver404, resolve
@@ -123,11 +124,10 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 def _use_broker(url: str) -> None:
-    # Celery caches its connection and producer pools; drop them (as Celery itself does after a fork) so the
-    # next .delay() connects to `url`.
+    # Celery caches its connection and producer pools (and kombu keeps them in a global registry); close and
+    # forget them all, as after a fork, so the next .delay() connects to `url`.
     celery_app.conf.broker_url = url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    kombu.pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
@@ -284,15 +284,19 @@ def test_an_agent_writing_during_the_erasure_leaves_nothing_behind(staff_api, st
     start_worker("agent", extra_env={"DELETION_BATCH_SIZE": "50"})
     writer = AgentWriter(subject.user_id, api_key)
     writer.start()
-    wait_for(lambda: any(o == "ok" for *_, o in writer.log), timeout=20, message="the agent's first write")
+    try:
+        wait_for(
+            lambda: any(o == "ok" for *_, o in writer.log), timeout=20, message="the agent's first write"
+        )
 
-    # when
-    url, _ = request_through_api(staff_api, user_ids=[subject.user_id], suppress=True)
-    approved = time.monotonic()
-    detail = wait_closed(staff_api, url, timeout=120)
-    time.sleep(0.5)
-    writer.stop.set()
-    writer.join(timeout=30)
+        # when
+        url, _ = request_through_api(staff_api, user_ids=[subject.user_id], suppress=True)
+        approved = time.monotonic()
+        detail = wait_closed(staff_api, url, timeout=120)
+        time.sleep(0.5)
+    finally:
+        writer.stop.set()
+        writer.join(timeout=30)
 
     # then: every write that began after the approval was refused; every earlier one was erased
     late = [entry for entry in writer.log if entry[0] >= approved]
