@@ -312,3 +312,41 @@ def test_an_agent_writing_during_the_erasure_leaves_nothing_behind(staff_api, st
     assert detail["counts"]["deleted_count"] == len(subject.ids) + written
     assert detail["counts"]["held_count"] == len(subject.held_ids)
     assert detail["verification"]["memories_remaining"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_of_the_verification_at_once_count_the_stragglers_once():
+    # given: a request in `deleted` with stragglers left to sweep (written despite everything), and the verify
+    # task delivered twice at the same instant (a retry and a sweeper re-enqueue)
+    from erasure.models import State
+    from erasure.services import IllegalTransition, erasure_request_verify
+    from tests.erasure.lifecycle_factories import make_request
+
+    request = make_request(state=State.DELETED, user_ids=["twice-verified"], deleted_count=10)
+    memories_add(texts=[f"straggler {i}" for i in range(40)], user_id="twice-verified")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def deliver() -> None:
+        try:
+            barrier.wait()
+            erasure_request_verify(request_id=request.id)
+            outcomes.append("verified")
+        except IllegalTransition:
+            outcomes.append("already verified")
+        finally:
+            connections.close_all()
+
+    # when
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then: one verified, the other saw it; the 40 swept stragglers are counted exactly once
+    assert sorted(outcomes) == ["already verified", "verified"]
+    request.refresh_from_db()
+    assert request.state == "verified" and request.deleted_count == 50
+    assert request.verification["final_sweep_deleted"] == 40
+    assert not Memory.objects.filter(user_id="twice-verified").exists()
