@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from typing import Any
 
@@ -134,7 +133,3 @@ def _pings(client: redis.Redis) -> bool:
 def sleep_until(predicate: Any, timeout: float, interval: float = 0.02) -> Any:
     """Like wait_for with a short interval, for catching a job mid-run."""
     return wait_for(predicate, timeout=timeout, interval=interval, message="the job to be mid-run")
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000
