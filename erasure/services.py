@@ -7,6 +7,7 @@ service writes one audit entry holding ids, states, counts and pseudonyms only.
 
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -122,6 +123,8 @@ def _clean_subject(user_ids: Any, email: str) -> tuple[list[str], str]:
         raise ErasureInputError("user_ids", f"at most {MAX_USER_IDS} user_ids per request")
     if not all(isinstance(u, str) and u.strip() for u in user_ids):
         raise ErasureInputError("user_ids", "each user_id must be a non-empty string")
+    _refuse_nul("user_ids", list(user_ids))
+    _refuse_nul("email", email or "")
     clean = sorted({u.strip() for u in user_ids})
     if any(len(u) > 255 for u in clean):
         raise ErasureInputError("user_ids", "a user_id is at most 255 characters")
@@ -131,11 +134,26 @@ def _clean_subject(user_ids: Any, email: str) -> tuple[list[str], str]:
     return clean, email
 
 
+def _refuse_nul(field: str, value: Any) -> None:
+    """PostgreSQL cannot store NUL in text or jsonb: such input would fail in the database as a 500."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ErasureInputError(field, "must not contain NUL characters (\\u0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(field, key)
+            _refuse_nul(field, item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_nul(field, item)
+
+
 def _clean_scope(scope: Any) -> dict[str, Any]:
     if not scope:
         return {}
     if not isinstance(scope, dict):
         raise ErasureInputError("scope", "must be an object")
+    _refuse_nul("scope", scope)
     unknown = sorted(set(scope) - set(NARROWING_KEYS))
     if unknown:
         raise ErasureInputError("scope", f"unknown key {unknown[0]}; allowed: {', '.join(NARROWING_KEYS)}")
@@ -419,9 +437,12 @@ def erasure_request_retry(*, request: ErasureRequest, actor: str) -> ErasureRequ
 
 
 def _enqueue_verify(request: ErasureRequest) -> None:
+    _enqueue_verify_id(str(request.id))
+
+
+def _enqueue_verify_id(request_id: str) -> None:
     from .tasks import erasure_request_verify_task
 
-    request_id = str(request.id)
     transaction.on_commit(lambda: erasure_request_verify_task.delay(request_id))
 
 
@@ -513,28 +534,37 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
 
     Side effects: possibly a sweep job; then in one transaction: `verified` with `verification`, the suppression
     block placed (if asked) and the erasure block lifted, the completion mail (if an e-mail), the request
-    pseudonymised, audit entries."""
-    request = ErasureRequest.objects.get(id=request_id)
-    if request.state != State.DELETED:
-        raise IllegalTransition(request, Action.VERIFY)
-    user_ids = list(request.subject_user_ids)
-    residue = _residue(request, user_ids)
-    swept = 0
-    if residue["memories_remaining"]:
-        result = engine.memories_delete_now(
-            kind=DeletionJob.Kind.ERASURE, scope=engine_scope(request), requested_by=request.reference
-        )
-        swept = len(result.deleted_ids)
-        ErasureRequest.objects.filter(id=request.id).update(
-            deleted_count=(request.deleted_count or 0) + swept,
-            history_purged_count=(request.history_purged_count or 0) + result.job.history_purged_count,
-            deleted_ids_digest=engine.chain_digest(
-                request.deleted_ids_digest or "0" * 64, result.deleted_ids
-            ),
-        )
-        logger.warning("final sweep removed stragglers", extra={"request": str(request.id), "count": swept})
+    pseudonymised, audit entries.
+
+    Two deliveries of the verification (a retry and a sweeper re-enqueue) may run at once: the request row is
+    locked for the straggler sweep and again for the move, so the counters are never updated from a stale read and
+    only one of them verifies; the other gets IllegalTransition."""
     with transaction.atomic():
         request = ErasureRequest.objects.select_for_update().get(id=request_id)
+        if request.state != State.DELETED:
+            raise IllegalTransition(request, Action.VERIFY)
+        user_ids = list(request.subject_user_ids)
+        residue = _residue(request, user_ids)
+        swept = 0
+        if residue["memories_remaining"]:
+            result = engine.memories_delete_now(
+                kind=DeletionJob.Kind.ERASURE, scope=engine_scope(request), requested_by=request.reference
+            )
+            swept = len(result.deleted_ids)
+            ErasureRequest.objects.filter(id=request.id).update(
+                deleted_count=(request.deleted_count or 0) + swept,
+                history_purged_count=(request.history_purged_count or 0) + result.job.history_purged_count,
+                deleted_ids_digest=engine.chain_digest(
+                    request.deleted_ids_digest or "0" * 64, result.deleted_ids
+                ),
+            )
+            logger.warning(
+                "final sweep removed stragglers", extra={"request": str(request.id), "count": swept}
+            )
+    with transaction.atomic():
+        request = ErasureRequest.objects.select_for_update().get(id=request_id)
+        if request.state != State.DELETED:
+            raise IllegalTransition(request, Action.VERIFY)
         residue = _residue(request, user_ids)
         if residue["memories_remaining"] or residue["history_text_remaining"]:
             raise VerificationIncomplete("residue after the final sweep")
@@ -584,6 +614,27 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
     return request
 
 
+def erasure_requests_resume_stale(*, stale_seconds: float | None = None) -> int:
+    """Re-enqueues the verification of requests left in `deleted` for longer than stale_seconds: their verify
+    message was lost (Redis restarted empty, or the broker was down when the deletion job finished and tried to
+    enqueue it). A duplicate is harmless (erasure_request_verify locks the row). Side effects: updated_at touched
+    (so a request is re-sent at most once per period), verify tasks enqueued on commit. Returns how many."""
+    stale = settings.DELETION_STALE_SECONDS if stale_seconds is None else stale_seconds
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            ErasureRequest.objects.select_for_update(skip_locked=True)
+            .filter(state=State.DELETED, updated_at__lt=now - timedelta(seconds=stale))
+            .values_list("id", flat=True)
+        )
+        ErasureRequest.objects.filter(id__in=ids).update(updated_at=now)
+        for request_id in ids:
+            _enqueue_verify_id(str(request_id))
+    if ids:
+        logger.warning("re-enqueued stale verifications", extra={"count": len(ids)})
+    return len(ids)
+
+
 @transaction.atomic
 def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> ErasureRequest:
     """Replaces the subject's identifiers on the request by keyed hashes: user_ids and e-mail emptied, the clear
@@ -629,6 +680,8 @@ def legal_hold_create(*, scope: dict[str, Any], reason: str, note: str = "", act
     Side effects: a LegalHold row (scope kept pseudonymised only), memories' legal_hold set, one audit entry."""
     if reason not in LegalHold.Reason.values:
         raise ErasureInputError("reason", f"must be one of {', '.join(LegalHold.Reason.values)}")
+    _refuse_nul("scope", scope)
+    _refuse_nul("note", note)
     try:
         scope = validate_scope(scope)
     except ScopeError as exc:
@@ -680,6 +733,7 @@ __all__ = [
     "erasure_request_fail",
     "erasure_request_pseudonymise",
     "erasure_request_job_finished",
+    "erasure_requests_resume_stale",
     "engine_scope",
     "legal_hold_create",
     "legal_hold_release",

@@ -14,9 +14,16 @@ def erasure_request_verify_task(self, request_id: str) -> None:
         return  # already verified (a duplicate delivery) or moved on
     try:
         services.erasure_request_verify(request_id=request_id)
+    except services.IllegalTransition:
+        return  # a concurrent delivery verified it first
     except services.VerificationIncomplete:
         if self.request.retries >= self.max_retries:
             request = ErasureRequest.objects.get(id=request_id)
             services.erasure_request_fail(request=request, reason="verification found residue")
             return
         raise self.retry(countdown=min(2**self.request.retries, 30)) from None
+
+
+@shared_task(acks_late=True)
+def erasure_requests_resume_stale_task() -> None:
+    services.erasure_requests_resume_stale()

@@ -200,6 +200,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "memories.tasks.deletion_jobs_resume_stale_task",
         "schedule": timedelta(seconds=DELETION_SWEEP_SECONDS),
     },
+    "erasure-requests-resume-stale": {
+        "task": "erasure.tasks.erasure_requests_resume_stale_task",
+        "schedule": timedelta(seconds=DELETION_SWEEP_SECONDS),
+    },
     "memories-purge-expired": {
         "task": "memories.tasks.memories_purge_expired_task",
         "schedule": timedelta(seconds=EXPIRY_SWEEP_SECONDS),
