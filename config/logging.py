@@ -27,7 +27,8 @@ class RedactPersonalDataFilter(logging.Filter):
         if cleaned != message:
             record.msg = cleaned
             record.args = ()
-        # Django attaches the request to django.request records; the JSON formatter would serialise its repr.
-        if hasattr(record, "request"):
+        # Django attaches the HttpRequest to django.request records; the JSON formatter would serialise its repr
+        # (path, query string). Our own `extra={"request": <id>}` stays.
+        if hasattr(getattr(record, "request", None), "META"):
             record.request = None
         return True
