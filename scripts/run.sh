@@ -16,6 +16,10 @@ if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
   export DJANGO_SECRET_KEY
   echo "DJANGO_SECRET_KEY not set: using the development key in var/secret-key"
 fi
+if [ -z "${CERTIFICATE_SIGNING_KEY:-}${CERTIFICATE_SIGNING_KEY_FILE:-}" ]; then
+  export CERTIFICATE_SIGNING_KEY_AUTOGENERATE="${CERTIFICATE_SIGNING_KEY_AUTOGENERATE:-1}"
+  echo "CERTIFICATE_SIGNING_KEY not set: certificates are signed with a development key in var/signing-key.pem"
+fi
 
 $BIN/python scripts/preflight.py
 $BIN/python manage.py migrate --noinput -v 0
