@@ -1,4 +1,4 @@
-"""The lifecycle services: every move, its side effects, and every illegal move (erasure/services.py)."""
+"""The lifecycle services: every move, its side effects, and every illegal move (erasure/services/requests.py)."""
 
 import threading
 
