@@ -14,6 +14,7 @@ from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition, V
 from .holds import legal_hold_create, legal_hold_release
 from .messages import status_link
 from .requests import (
+    erasure_request_act,
     erasure_request_approve,
     erasure_request_cancel,
     erasure_request_check_action,
@@ -54,6 +55,7 @@ __all__ = [
     "erasure_request_retry",
     "erasure_request_extend",
     "erasure_request_check_action",
+    "erasure_request_act",
     "erasure_request_verify",
     "erasure_request_fail",
     "erasure_request_pseudonymise",

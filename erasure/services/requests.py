@@ -3,6 +3,7 @@ extend, retry. Each is a compare-and-set in SQL and writes one audit entry (eras
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
@@ -312,3 +313,28 @@ def erasure_request_check_action(*, request: ErasureRequest, action: str) -> Non
     """Raises IllegalTransition if `action` is not possible now (for callers that validate before input)."""
     if not action_allowed(request, action):
         raise IllegalTransition(request, action)
+
+
+# Staff action -> its service, called with (request, actor, cleaned input); the input holds `note` and `reason`
+# where the action takes them.
+_STAFF_ACTION_CALLS: dict[str, Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]] = {
+    Action.VERIFY_IDENTITY: lambda r, a, d: erasure_request_verify_identity(
+        request=r, actor=a, note=d["note"]
+    ),
+    Action.SCOPE: lambda r, a, d: erasure_request_scope(request=r, actor=a),
+    Action.APPROVE: lambda r, a, d: erasure_request_approve(request=r, actor=a),
+    Action.REJECT: lambda r, a, d: erasure_request_reject(
+        request=r, actor=a, reason=d["reason"], note=d["note"]
+    ),
+    Action.CANCEL: lambda r, a, d: erasure_request_cancel(request=r, actor=a, note=d["note"]),
+    Action.RETRY: lambda r, a, d: erasure_request_retry(request=r, actor=a),
+    Action.EXTEND: lambda r, a, d: erasure_request_extend(request=r, actor=a, reason=d["reason"]),
+}
+
+
+def erasure_request_act(
+    *, request: ErasureRequest, action: str, actor: str, data: dict[str, Any]
+) -> ErasureRequest:
+    """Runs the staff action named `action` (one of STAFF_ACTIONS, as the API and the console name them in their
+    URLs) with its cleaned input `data`. Side effects: those of the action's service."""
+    return _STAFF_ACTION_CALLS[action](request, actor, data)

@@ -3,7 +3,6 @@ are in staff_holds.py and staff_exports.py). Views validate with erasure.forms, 
 and render."""
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -206,46 +205,15 @@ def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
         return redirect("erasure_pages:request-detail", pk=erasure.pk)
 
 
-# action -> (form class or None, call(erasure, actor, cleaned_data), success message)
-ActionCall = Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]
-ACTIONS: dict[str, tuple[type[forms.Form] | None, ActionCall, str]] = {
-    "verify-identity": (
-        VerifyIdentityForm,
-        lambda r, a, d: services.erasure_request_verify_identity(request=r, actor=a, note=d["note"]),
-        "Identity marked as verified.",
-    ),
-    "scope": (
-        None,
-        lambda r, a, d: services.erasure_request_scope(request=r, actor=a),
-        "Scope computed.",
-    ),
-    "approve": (
-        ApproveForm,
-        lambda r, a, d: services.erasure_request_approve(request=r, actor=a),
-        "Erasure approved: the deletion has started.",
-    ),
-    "reject": (
-        RejectForm,
-        lambda r, a, d: services.erasure_request_reject(
-            request=r, actor=a, reason=d["reason"], note=d["note"]
-        ),
-        "Request rejected.",
-    ),
-    "cancel": (
-        CancelForm,
-        lambda r, a, d: services.erasure_request_cancel(request=r, actor=a, note=d["note"]),
-        "Request cancelled.",
-    ),
-    "retry": (
-        None,
-        lambda r, a, d: services.erasure_request_retry(request=r, actor=a),
-        "Deletion resumed.",
-    ),
-    "extend": (
-        ExtendForm,
-        lambda r, a, d: services.erasure_request_extend(request=r, actor=a, reason=d["reason"]),
-        "Deadline extended.",
-    ),
+# action -> (form class or None, success message); services.erasure_request_act runs the action.
+ACTIONS: dict[str, tuple[type[forms.Form] | None, str]] = {
+    "verify-identity": (VerifyIdentityForm, "Identity marked as verified."),
+    "scope": (None, "Scope computed."),
+    "approve": (ApproveForm, "Erasure approved: the deletion has started."),
+    "reject": (RejectForm, "Request rejected."),
+    "cancel": (CancelForm, "Request cancelled."),
+    "retry": (None, "Deletion resumed."),
+    "extend": (ExtendForm, "Deadline extended."),
 }
 
 
@@ -265,7 +233,7 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
     if action not in ACTIONS:
         raise Http404("Unknown action")
     erasure = get_object_or_404(ErasureRequest, pk=pk)
-    form_class, call, done = ACTIONS[action]
+    form_class, done = ACTIONS[action]
     if request.method == "GET":
         if action != "approve":
             return redirect("erasure_pages:request-detail", pk=erasure.pk)
@@ -282,7 +250,9 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
         context["open_action"] = action
         return render(request, "erasure/staff/request_detail.html", context, status=400)
     try:
-        call(erasure, staff_actor(request), form.cleaned_data if form else {})
+        services.erasure_request_act(
+            request=erasure, action=action, actor=staff_actor(request), data=form.cleaned_data if form else {}
+        )
     except services.IllegalTransition as exc:
         allowed = ", ".join(exc.allowed_actions) or "none"
         messages.error(
