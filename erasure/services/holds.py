@@ -20,7 +20,6 @@ def legal_hold_create(*, scope: dict[str, Any], reason: str, note: str = "", act
     Side effects: a LegalHold row (scope kept pseudonymised only), memories' legal_hold set, one audit entry."""
     if reason not in LegalHold.Reason.values:
         raise ErasureInputError("reason", f"must be one of {', '.join(LegalHold.Reason.values)}")
-    refuse_nul("scope", scope)
     refuse_nul("note", note)
     try:
         scope = validate_scope(scope)
