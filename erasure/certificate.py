@@ -19,7 +19,7 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 
 from .audit import audit_append, audit_chain_head
-from .models import AuditEntry, ErasureRequest, State
+from .models import COMPLETION_TIMESTAMPS, AuditEntry, ErasureRequest, State
 from .signing import ALGORITHM, SignatureInvalid, key_id, load_public_key, public_key_pem, sign, verify
 
 CERTIFICATE_VERSION = 1
@@ -30,17 +30,9 @@ DIGEST_ALGORITHM = (
     "hex(d_n)"
 )
 PSEUDONYM_ALGORITHM = "HMAC-SHA256 of the identifier (UTF-8) under the service's pseudonym key, hex"
-TIMESTAMP_FIELDS = (
-    "received_at",
-    "acknowledged_at",
-    "identity_verified_at",
-    "scoped_at",
-    "approved_at",
-    "deleted_at",
-    "verified_at",
-    "extended_at",
-    "notified_at",
-)
+# The certificate attests the completed erasure: its steps, the deadline extension and the notice to the subject
+# (this order is the PDF's).
+TIMESTAMP_FIELDS = (*COMPLETION_TIMESTAMPS, "extended_at", "notified_at")
 
 
 class CertificateNotAvailable(Exception):

@@ -15,7 +15,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from .audit import audit_append
-from .models import AuditEntry, ErasureRequest
+from .models import STATE_TIMESTAMPS, AuditEntry, ErasureRequest
 
 # Never exported: subject_user_ids, subject_email, scope, scoped_by_agent/run, notes, status_token_hash.
 PERSONAL_COLUMNS = frozenset(
@@ -72,19 +72,7 @@ REQUEST_COLUMNS = [
     "regulation",
     "state",
     "channel",
-    "received_at",
-    "acknowledged_at",
-    "identity_verified_at",
-    "scoped_at",
-    "approved_at",
-    "deleted_at",
-    "verified_at",
-    "rejected_at",
-    "cancelled_at",
-    "failed_at",
-    "notified_at",
-    "pseudonymised_at",
-    "extended_at",
+    *STATE_TIMESTAMPS,
     "due_at",
     "scoped_total",
     "scoped_held",

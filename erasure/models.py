@@ -50,6 +50,27 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     Action.FAIL: (frozenset({State.SCOPED, State.DELETED}), State.FAILED),
 }
 
+# The timestamps a request collects on its way to `verified`, in that order.
+COMPLETION_TIMESTAMPS = (
+    "received_at",
+    "acknowledged_at",
+    "identity_verified_at",
+    "scoped_at",
+    "approved_at",
+    "deleted_at",
+    "verified_at",
+)
+# Every per-state timestamp of a request, in the order the API's `timestamps` and the export's columns list them.
+STATE_TIMESTAMPS = (
+    *COMPLETION_TIMESTAMPS,
+    "rejected_at",
+    "cancelled_at",
+    "failed_at",
+    "notified_at",
+    "pseudonymised_at",
+    "extended_at",
+)
+
 STAFF_ACTIONS = (
     Action.VERIFY_IDENTITY,
     Action.SCOPE,

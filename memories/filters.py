@@ -56,17 +56,20 @@ class FilterError(ValueError):
     """A filter the grammar does not accept; the message names the key, operator or value at fault."""
 
 
-def contains_nul(value: Any, depth: int = 0) -> bool:
-    """True when a string anywhere in a JSON value holds a NUL character, which PostgreSQL text and jsonb
-    refuse (an error at query time, so it is caught here as bad input)."""
-    if depth > 50:
-        return False
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k, depth + 1) or contains_nul(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(v, depth + 1) for v in value)
+def contains_nul(value: Any) -> bool:
+    """True when a string anywhere in a JSON value (keys included, at any depth) holds a NUL character, which
+    PostgreSQL text and jsonb refuse (an error at query time, so it is caught here as bad input)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
     return False
 
 

@@ -12,13 +12,18 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from .filters import contains_nul
 from .models import ENTITY_FIELDS, Memory
 
 SCOPE_KEYS = (*ENTITY_FIELDS, "metadata", "memory_ids", "expired_before")
 
 
 class ScopeError(ValueError):
-    """A scope that names an unknown key or carries a value of the wrong shape."""
+    """A scope that names an unknown key or carries a value of the wrong shape (or a NUL character, which
+    PostgreSQL cannot store or compare: such a scope would otherwise fail in the database)."""
+
+
+NUL_REFUSED = "must not contain NUL characters (\\u0000)"
 
 
 def validate_scope(scope: Any) -> dict[str, Any]:
@@ -33,10 +38,14 @@ def validate_scope(scope: Any) -> dict[str, Any]:
             values = value if isinstance(value, list) else [value]
             if not values or not all(isinstance(v, str) and v for v in values):
                 raise ScopeError(f"{key} must be a non-empty string or a list of them")
+            if any("\x00" in v for v in values):
+                raise ScopeError(f"{key} {NUL_REFUSED}")
             clean[key] = sorted(set(values)) if isinstance(value, list) else value
         elif key == "metadata":
             if not isinstance(value, dict) or not value:
                 raise ScopeError("metadata must be a non-empty JSON object")
+            if contains_nul(value):
+                raise ScopeError(f"metadata {NUL_REFUSED}")
             clean[key] = value
         elif key == "memory_ids":
             if not isinstance(value, list) or not value:

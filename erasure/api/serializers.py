@@ -8,7 +8,7 @@ from rest_framework import serializers
 from memories.models import LegalHold
 
 from .. import deadlines, selectors
-from ..models import ErasureRequest, Regulation, RejectionReason
+from ..models import STATE_TIMESTAMPS, ErasureRequest, Regulation, RejectionReason
 from ..services import NARROWING_KEYS
 
 
@@ -109,21 +109,7 @@ class ListOutput(_DeadlineFields):
 class TimestampsOutput(serializers.ModelSerializer):
     class Meta:
         model = ErasureRequest
-        fields = [
-            "received_at",
-            "acknowledged_at",
-            "identity_verified_at",
-            "scoped_at",
-            "approved_at",
-            "deleted_at",
-            "verified_at",
-            "rejected_at",
-            "cancelled_at",
-            "failed_at",
-            "notified_at",
-            "pseudonymised_at",
-            "extended_at",
-        ]
+        fields = list(STATE_TIMESTAMPS)
 
 
 class CountsOutput(serializers.ModelSerializer):

@@ -20,20 +20,11 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
 
-_ACTIONS = {
-    "verify-identity": views.VerifyIdentityApi,
-    "scope": views.ScopeApi,
-    "approve": views.ApproveApi,
-    "reject": views.RejectApi,
-    "cancel": views.CancelApi,
-    "retry": views.RetryApi,
-    "extend": views.ExtendApi,
-}
 urlpatterns += [
     path(
         f"api/v1/erasure-requests/<uuid:request_id>/{action}/",
-        view.as_view(),
+        views.action_api(action).as_view(),
         name=f"erasure-request-{action}",
     )
-    for action, view in _ACTIONS.items()
+    for action in views.ACTIONS
 ]

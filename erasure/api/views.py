@@ -17,7 +17,7 @@ from memories.auth import IsStaffKey
 from memories.models import LegalHold
 
 from .. import selectors, services
-from ..models import Action, ErasureRequest, Regulation, State
+from ..models import TRANSITIONS, Action, ErasureRequest, Regulation, State
 from . import serializers as s
 
 CONFLICT = OpenApiResponse(s.ConflictOutput, description="Illegal transition: the state and allowed actions")
@@ -119,117 +119,60 @@ class ErasureRequestDetailApi(StaffApi):
         return Response(s.DetailOutput(_get_request(request_id)).data)
 
 
+# The staff actions the API offers: action -> (input serializer, summary of its operation).
+ACTIONS: dict[str, tuple[type[serializers.Serializer], str]] = {
+    Action.VERIFY_IDENTITY: (s.NoteInput, "Mark the subject's identity as verified"),
+    Action.SCOPE: (s.EmptyInput, "Count exactly what will be erased → scoped"),
+    Action.APPROVE: (s.EmptyInput, "Start the deletion (workers take it to deleted, then verified)"),
+    Action.REJECT: (s.RejectInput, "Reject with a DRP reason code → rejected"),
+    Action.CANCEL: (s.NoteInput, "Cancel before the deletion started → cancelled"),
+    Action.RETRY: (s.EmptyInput, "Resume a failed erasure where it stopped"),
+    Action.EXTEND: (s.ExtendInput, "Extend the due date once by the regulation's allowance"),
+}
+
+
 class _ActionApi(StaffApi):
-    """POST /api/v1/erasure-requests/{id}/<action>/: one subclass per action."""
+    """POST /api/v1/erasure-requests/{id}/<action>/; action_api() makes one subclass per action."""
 
     action_name: str
     input_serializer: type[serializers.Serializer] = s.EmptyInput
 
-    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
-        raise NotImplementedError
-
     def post(self, request: Request, request_id: Any) -> Response:
         erasure = _get_request(request_id)
         data = _valid(self.input_serializer, request)
-        erasure = self.perform(erasure, data, actor_of(request))
+        erasure = services.erasure_request_act(
+            request=erasure, action=self.action_name, actor=actor_of(request), data=data
+        )
         return Response(s.DetailOutput(_get_request(erasure.id)).data)
 
 
-def _action_schema(name: str, body: type[serializers.Serializer], summary: str) -> Any:
-    return extend_schema(
-        operation_id=f"erasure_requests_{name.replace('-', '_')}",
-        summary=summary,
-        request=body,
-        responses={
-            200: s.DetailOutput,
-            400: BAD_INPUT,
-            404: OpenApiResponse(description="Not found"),
-            409: CONFLICT,
-        },
-    )
+def action_api(action: str) -> type[_ActionApi]:
+    """The view of one staff action, with its own operation in the schema."""
+    body, summary = ACTIONS[action]
+    states = ", ".join(sorted(TRANSITIONS[action][0]))
 
+    class ActionApi(_ActionApi):
+        action_name = action
+        input_serializer = body
 
-class VerifyIdentityApi(_ActionApi):
-    action_name = Action.VERIFY_IDENTITY
-    input_serializer = s.NoteInput
-
-    @_action_schema("verify-identity", s.NoteInput, "Mark the subject's identity as verified")
-    def post(self, request: Request, request_id: Any) -> Response:
-        return super().post(request, request_id)
-
-    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
-        return services.erasure_request_verify_identity(request=erasure, actor=actor, note=data["note"])
-
-
-class ScopeApi(_ActionApi):
-    action_name = Action.SCOPE
-
-    @_action_schema("scope", s.EmptyInput, "Count exactly what will be erased → scoped")
-    def post(self, request: Request, request_id: Any) -> Response:
-        return super().post(request, request_id)
-
-    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
-        return services.erasure_request_scope(request=erasure, actor=actor)
-
-
-class ApproveApi(_ActionApi):
-    action_name = Action.APPROVE
-
-    @_action_schema("approve", s.EmptyInput, "Start the deletion (workers take it to deleted, then verified)")
-    def post(self, request: Request, request_id: Any) -> Response:
-        return super().post(request, request_id)
-
-    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
-        return services.erasure_request_approve(request=erasure, actor=actor)
-
-
-class RejectApi(_ActionApi):
-    action_name = Action.REJECT
-    input_serializer = s.RejectInput
-
-    @_action_schema("reject", s.RejectInput, "Reject with a DRP reason code → rejected")
-    def post(self, request: Request, request_id: Any) -> Response:
-        return super().post(request, request_id)
-
-    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
-        return services.erasure_request_reject(
-            request=erasure, actor=actor, reason=data["reason"], note=data["note"]
+        @extend_schema(
+            operation_id=f"erasure_requests_{action.replace('-', '_')}",
+            summary=summary,
+            description=f"Only from state {states} (the request's allowed_actions say what is possible now); "
+            "otherwise 409 with the current state and the actions allowed there.",
+            request=body,
+            responses={
+                200: s.DetailOutput,
+                400: BAD_INPUT,
+                404: OpenApiResponse(description="Not found"),
+                409: CONFLICT,
+            },
         )
+        def post(self, request: Request, request_id: Any) -> Response:
+            return super().post(request, request_id)
 
-
-class CancelApi(_ActionApi):
-    action_name = Action.CANCEL
-    input_serializer = s.NoteInput
-
-    @_action_schema("cancel", s.NoteInput, "Cancel before the deletion started → cancelled")
-    def post(self, request: Request, request_id: Any) -> Response:
-        return super().post(request, request_id)
-
-    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
-        return services.erasure_request_cancel(request=erasure, actor=actor, note=data["note"])
-
-
-class RetryApi(_ActionApi):
-    action_name = Action.RETRY
-
-    @_action_schema("retry", s.EmptyInput, "Resume a failed erasure where it stopped")
-    def post(self, request: Request, request_id: Any) -> Response:
-        return super().post(request, request_id)
-
-    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
-        return services.erasure_request_retry(request=erasure, actor=actor)
-
-
-class ExtendApi(_ActionApi):
-    action_name = Action.EXTEND
-    input_serializer = s.ExtendInput
-
-    @_action_schema("extend", s.ExtendInput, "Extend the due date once by the regulation's allowance")
-    def post(self, request: Request, request_id: Any) -> Response:
-        return super().post(request, request_id)
-
-    def perform(self, erasure: ErasureRequest, data: dict[str, Any], actor: str) -> ErasureRequest:
-        return services.erasure_request_extend(request=erasure, actor=actor, reason=data["reason"])
+    ActionApi.__name__ = ActionApi.__qualname__ = "".join(w.title() for w in action.split("-")) + "Api"
+    return ActionApi
 
 
 class LegalHoldListCreateApi(StaffApi, generics.GenericAPIView):

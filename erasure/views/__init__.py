@@ -1,12 +1,8 @@
 """Server-rendered pages: the data subject's request form and status page (subject.py), and the privacy team's
-console (staff.py)."""
+console: sign-in (staff_auth.py), queue and requests (staff.py), legal holds (staff_holds.py) and audit
+exports (staff_exports.py)."""
 
 from .staff import (
-    StaffLoginView,
-    export_download,
-    exports,
-    legal_hold_lift_view,
-    legal_holds,
     queue,
     request_action,
     request_certificate,
@@ -14,6 +10,9 @@ from .staff import (
     request_new,
     request_progress,
 )
+from .staff_auth import StaffLoginView
+from .staff_exports import export_download, exports
+from .staff_holds import legal_hold_lift_view, legal_holds
 from .subject import (
     form_throttle_hit,
     form_throttle_reset,

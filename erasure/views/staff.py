@@ -1,86 +1,36 @@
-"""The privacy team's console: sign-in, request queue, new request, request detail and actions, legal holds,
-exports. Views validate with erasure.forms, call one service or selector, and render."""
+"""The privacy team's console: request queue, new request, request detail and actions (legal holds and exports
+are in staff_holds.py and staff_exports.py). Views validate with erasure.forms, call one service or selector,
+and render."""
 
 import logging
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBase,
-    JsonResponse,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
-from memories.models import LegalHold
 from memories.scope import ScopeError
 
 from .. import deadlines, selectors, services
 from ..certificate import CertificateNotAvailable, certificate_response
-from ..export import audit_export_response
 from ..forms import (
     ApproveForm,
     CancelForm,
-    ExportForm,
     ExtendForm,
-    LegalHoldForm,
     QueueFilterForm,
     RejectForm,
     StaffRequestForm,
     VerifyIdentityForm,
 )
 from ..models import ErasureRequest, State
+from .staff_auth import staff_actor, staff_required
 
 logger = logging.getLogger(__name__)
 
 QUEUE_PAGE_SIZE = 25
-SUBMITTED_SESSION_KEY = "erasure_submitted_request"
-
-
-# --- privacy team: authentication ----------------------------------------------------------------------------
-
-
-class StaffAuthenticationForm(AuthenticationForm):
-    def confirm_login_allowed(self, user: Any) -> None:
-        super().confirm_login_allowed(user)
-        if not user.is_staff:
-            raise ValidationError("This account is not a member of the privacy team.", code="not_staff")
-
-
-class StaffLoginView(auth_views.LoginView):
-    template_name = "registration/login.html"
-    authentication_form = StaffAuthenticationForm
-    redirect_authenticated_user = True
-
-
-def staff_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Anonymous visitors go to the login page; signed-in accounts without is_staff get 403."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        if not (request.user.is_active and request.user.is_staff):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-def _actor(request: HttpRequest) -> str:
-    return request.user.get_username()
 
 
 # --- privacy team: queue and new request ---------------------------------------------------------------------
@@ -131,7 +81,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 scope=form.scope_fields() or None,
                 suppress=form.cleaned_data["suppress"],
                 channel="staff",
-                actor=_actor(request),
+                actor=staff_actor(request),
             )
         except services.ErasureInputError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -249,52 +199,21 @@ def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
     erasure = get_object_or_404(ErasureRequest, pk=pk)
     fmt = "pdf" if request.GET.get("format") == "pdf" else "json"
     try:
-        return certificate_response(request=erasure, actor=_actor(request), fmt=fmt)
+        return certificate_response(request=erasure, actor=staff_actor(request), fmt=fmt)
     except CertificateNotAvailable:
         messages.error(request, "A certificate is issued only once the request is verified.")
         return redirect("erasure_pages:request-detail", pk=erasure.pk)
 
 
-# action -> (form class or None, call(erasure, actor, cleaned_data), success message)
-ActionCall = Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]
-ACTIONS: dict[str, tuple[type[forms.Form] | None, ActionCall, str]] = {
-    "verify-identity": (
-        VerifyIdentityForm,
-        lambda r, a, d: services.erasure_request_verify_identity(request=r, actor=a, note=d["note"]),
-        "Identity marked as verified.",
-    ),
-    "scope": (
-        None,
-        lambda r, a, d: services.erasure_request_scope(request=r, actor=a),
-        "Scope computed.",
-    ),
-    "approve": (
-        ApproveForm,
-        lambda r, a, d: services.erasure_request_approve(request=r, actor=a),
-        "Erasure approved: the deletion has started.",
-    ),
-    "reject": (
-        RejectForm,
-        lambda r, a, d: services.erasure_request_reject(
-            request=r, actor=a, reason=d["reason"], note=d["note"]
-        ),
-        "Request rejected.",
-    ),
-    "cancel": (
-        CancelForm,
-        lambda r, a, d: services.erasure_request_cancel(request=r, actor=a, note=d["note"]),
-        "Request cancelled.",
-    ),
-    "retry": (
-        None,
-        lambda r, a, d: services.erasure_request_retry(request=r, actor=a),
-        "Deletion resumed.",
-    ),
-    "extend": (
-        ExtendForm,
-        lambda r, a, d: services.erasure_request_extend(request=r, actor=a, reason=d["reason"]),
-        "Deadline extended.",
-    ),
+# action -> (form class or None, success message); services.erasure_request_act runs the action.
+ACTIONS: dict[str, tuple[type[forms.Form] | None, str]] = {
+    "verify-identity": (VerifyIdentityForm, "Identity marked as verified."),
+    "scope": (None, "Scope computed."),
+    "approve": (ApproveForm, "Erasure approved: the deletion has started."),
+    "reject": (RejectForm, "Request rejected."),
+    "cancel": (CancelForm, "Request cancelled."),
+    "retry": (None, "Deletion resumed."),
+    "extend": (ExtendForm, "Deadline extended."),
 }
 
 
@@ -314,7 +233,7 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
     if action not in ACTIONS:
         raise Http404("Unknown action")
     erasure = get_object_or_404(ErasureRequest, pk=pk)
-    form_class, call, done = ACTIONS[action]
+    form_class, done = ACTIONS[action]
     if request.method == "GET":
         if action != "approve":
             return redirect("erasure_pages:request-detail", pk=erasure.pk)
@@ -331,7 +250,9 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
         context["open_action"] = action
         return render(request, "erasure/staff/request_detail.html", context, status=400)
     try:
-        call(erasure, _actor(request), form.cleaned_data if form else {})
+        services.erasure_request_act(
+            request=erasure, action=action, actor=staff_actor(request), data=form.cleaned_data if form else {}
+        )
     except services.IllegalTransition as exc:
         allowed = ", ".join(exc.allowed_actions) or "none"
         messages.error(
@@ -344,80 +265,3 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
     else:
         messages.success(request, done)
     return redirect("erasure_pages:request-detail", pk=erasure.pk)
-
-
-# --- privacy team: legal holds -------------------------------------------------------------------------------
-
-
-def _memories(n: int) -> str:
-    return f"{n} memory" if n == 1 else f"{n} memories"
-
-
-@staff_required
-@require_http_methods(["GET", "POST"])
-def legal_holds(request: HttpRequest) -> HttpResponse:
-    form = LegalHoldForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            hold = services.legal_hold_create(
-                scope=form.cleaned_data["scope"],
-                reason=form.cleaned_data["reason"],
-                note=form.cleaned_data["note"],
-                actor=_actor(request),
-            )
-        except services.ErasureInputError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        else:
-            messages.success(request, f"Hold placed on {_memories(hold.memories_held)}.")
-            return redirect("erasure_pages:legal-holds")
-    show_lifted = request.GET.get("lifted") == "1"
-    holds = LegalHold.objects.all() if show_lifted else LegalHold.objects.filter(lifted_at__isnull=True)
-    page = Paginator(holds, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
-    status = 400 if request.method == "POST" else 200
-    return render(
-        request,
-        "erasure/staff/legal_holds.html",
-        {"form": form, "page": page, "show_lifted": show_lifted, "nav": "holds"},
-        status=status,
-    )
-
-
-@staff_required
-@require_POST
-def legal_hold_lift_view(request: HttpRequest, pk: str) -> HttpResponse:
-    hold = get_object_or_404(LegalHold, pk=pk)
-    if hold.lifted_at:
-        messages.info(request, "This hold was already lifted.")
-    else:
-        _hold, released = services.legal_hold_release(hold=hold, actor=_actor(request))
-        messages.success(request, f"Hold lifted: {_memories(released)} can be erased again.")
-    return redirect("erasure_pages:legal-holds")
-
-
-# --- privacy team: exports -----------------------------------------------------------------------------------
-
-
-@staff_required
-@require_GET
-def exports(request: HttpRequest) -> HttpResponse:
-    form = ExportForm(initial={"format": "csv"})
-    return render(
-        request,
-        "erasure/staff/exports.html",
-        {"form": form, "nav": "exports"},
-    )
-
-
-@staff_required
-@require_GET
-def export_download(request: HttpRequest) -> HttpResponseBase:
-    form = ExportForm(request.GET)
-    if not form.is_valid():
-        return render(request, "erasure/staff/exports.html", {"form": form, "nav": "exports"}, status=400)
-    return audit_export_response(
-        fmt=form.cleaned_data["format"],
-        date_from=form.cleaned_data["from"],
-        date_to=form.cleaned_data["to"],
-        actor=_actor(request),
-        via="privacy-team UI",
-    )

@@ -29,7 +29,6 @@ from ..models import ErasureRequest, IdentityStatus, State
 
 logger = logging.getLogger(__name__)
 
-QUEUE_PAGE_SIZE = 25
 SUBMITTED_SESSION_KEY = "erasure_submitted_request"
 
 

@@ -1,4 +1,4 @@
-"""The lifecycle services: every move, its side effects, and every illegal move (erasure/services.py)."""
+"""The lifecycle services: every move, its side effects, and every illegal move (erasure/services/requests.py)."""
 
 import threading
 
@@ -12,6 +12,7 @@ from erasure.services import (
     ErasureInputError,
     IdentityNotVerified,
     IllegalTransition,
+    erasure_request_act,
     erasure_request_approve,
     erasure_request_cancel,
     erasure_request_create,
@@ -263,3 +264,20 @@ def test_every_staff_action_in_every_state_follows_the_table(action, state):
         assert exc.value.allowed_actions == allowed_actions(request)
         assert ErasureRequest.objects.get(id=request.id).state == state
         assert AuditEntry.objects.count() == before
+
+
+def test_the_api_and_the_console_offer_every_staff_action_and_the_dispatcher_runs_each():
+    from erasure.api.views import ACTIONS as API_ACTIONS
+    from erasure.services.requests import _STAFF_ACTION_CALLS
+    from erasure.views.staff import ACTIONS as PAGE_ACTIONS
+
+    assert set(_STAFF_ACTION_CALLS) == set(API_ACTIONS) == set(PAGE_ACTIONS) == set(STAFF_ACTIONS)
+    # given: a request the subject's identity was not verified for
+    request = make_request(state=State.RECEIVED, user_ids=["subj"])
+    # when: the console's or the API's action name and cleaned input reach the dispatcher
+    request = erasure_request_act(
+        request=request, action="reject", actor="s", data={"reason": "insuf_verification", "note": "n"}
+    )
+    # then: the reject service ran
+    assert request.state == State.REJECTED and request.rejection_reason == "insuf_verification"
+    assert AuditEntry.objects.filter(request=request, action="request.rejected").count() == 1

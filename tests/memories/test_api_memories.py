@@ -407,12 +407,19 @@ def test_list_filters_are_index_backed(db, filters, index):
     assert index in plan and "Seq Scan" not in plan
 
 
+def _deep(depth: int, leaf: object) -> object:
+    for _ in range(depth):
+        leaf = {"k": leaf}
+    return leaf
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [
         ("/v3/memories/add/", {"messages": [{"role": "user", "content": "a\x00b"}], "user_id": "a"}),
         ("/v3/memories/add/", {"messages": [{"role": "user", "content": "x"}], "user_id": "a\x00"}),
         ("/v3/memories/add/", {"messages": [{"role": "user", "content": "x"}], "user_id": "a", "metadata": {"k": "\x00"}}),
+        ("/v3/memories/add/", {"messages": [{"role": "user", "content": "x"}], "user_id": "a", "metadata": _deep(60, "\x00")}),
         ("/v3/memories/", {"filters": {"user_id": "a\x00"}}),
         ("/v3/memories/", {"filters": {"user_id": "a", "metadata": {"k\x00": 1}}}),
         ("/v3/memories/?page=99999999999", {"filters": {"user_id": "a"}}),

@@ -1,0 +1,44 @@
+"""What the request services share: the compare-and-set move, the engine's scope of a request, and the
+verification enqueued on commit."""
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..models import TRANSITIONS, ErasureRequest
+from .errors import IllegalTransition
+
+NONE_KEY = ""  # the key under which memories without an agent_id / run_id are counted
+
+
+def engine_scope(request: ErasureRequest) -> dict[str, Any]:
+    """The engine's scope for this request: all its user_ids, narrowed by the optional scope keys."""
+    return {"user_id": sorted(request.subject_user_ids), **(request.scope or {})}
+
+
+def compare_and_set(
+    request: ErasureRequest, action: str, *, guard: Q | None = None, **updates: Any
+) -> ErasureRequest:
+    """Moves the row only if it is still in the state this caller saw (and passes `guard`)."""
+    from_states, target = TRANSITIONS[action]
+    if request.state not in from_states:
+        raise IllegalTransition(request, action)
+    if target is not None:
+        updates["state"] = target
+    updates["updated_at"] = timezone.now()
+    qs = ErasureRequest.objects.filter(id=request.id, state=request.state)
+    if guard is not None:
+        qs = qs.filter(guard)
+    if qs.update(**updates) != 1:
+        raise IllegalTransition(request, action)
+    request.refresh_from_db()
+    return request
+
+
+def enqueue_verify(request_id: str) -> None:
+    """Sends the verification task of the request once the current transaction commits."""
+    from ..tasks import erasure_request_verify_task  # the tasks module imports the services
+
+    transaction.on_commit(lambda: erasure_request_verify_task.delay(request_id))

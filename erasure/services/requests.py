@@ -1,0 +1,340 @@
+"""The request's moves made by callers (API, pages): create, verify identity, scope, approve, reject, cancel,
+extend, retry. Each is a compare-and-set in SQL and writes one audit entry (erasure/services/__init__.py)."""
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from memories import engine
+from memories.models import DeletionJob, WriteBlock
+from memories.pseudonyms import pseudonym, pseudonymise_scope
+from memories.scope import scope_queryset
+from memories.services import write_block_place
+
+from ..audit import audit_append
+from ..deadlines import acknowledge_due_date, due_date, extended_due_date
+from ..models import (
+    TRANSITIONS,
+    Action,
+    Channel,
+    ErasureRequest,
+    IdentityStatus,
+    Regulation,
+    RejectionReason,
+    State,
+)
+from ..selectors import action_allowed, status_token_hash
+from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
+from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition
+from .messages import receipt_mail_send
+from .validation import clean_scope, clean_subject
+
+logger = logging.getLogger(__name__)
+
+
+def _next_reference(year: int) -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT nextval('erasure_reference_seq')")
+        (number,) = cur.fetchone()
+    return f"ER-{year}-{number:06d}"
+
+
+@transaction.atomic
+def erasure_request_create(
+    *,
+    regulation: str,
+    user_ids: list[str],
+    email: str = "",
+    scope: dict[str, Any] | None = None,
+    suppress: bool = False,
+    channel: str,
+    actor: str,
+) -> tuple[ErasureRequest, str]:
+    """Registers a request in state `received` and returns it with the raw status token (shown once).
+
+    Side effects: one ErasureRequest row (reference from erasure_reference_seq; only the token's sha256 kept),
+    one audit entry; with an e-mail, the receipt mail with the secret status link (acknowledged_at set)."""
+    if regulation not in Regulation.values:
+        raise ErasureInputError("regulation", f"must be one of {', '.join(Regulation.values)}")
+    if channel not in Channel.values:
+        raise ErasureInputError("channel", f"must be one of {', '.join(Channel.values)}")
+    clean_ids, email = clean_subject(user_ids, email)
+    narrowing = clean_scope(scope)
+    now = timezone.now()
+    received = timezone.localdate(now)
+    raw_token = secrets.token_urlsafe(32)
+    request = ErasureRequest.objects.create(
+        reference=_next_reference(received.year),
+        regulation=regulation,
+        channel=channel,
+        created_by=actor[:150],
+        subject_user_ids=clean_ids,
+        subject_email=email,
+        subject_pseudonyms={
+            "user_ids": sorted(pseudonym(u) for u in clean_ids),
+            "email": pseudonym(email.lower()) if email else None,
+        },
+        scope=narrowing,
+        scope_pseudonymised=pseudonymise_scope(narrowing),
+        suppress=bool(suppress),
+        received_at=now,
+        due_at=due_date(regulation, received),
+        acknowledge_due_at=acknowledge_due_date(received) if regulation == Regulation.CCPA else None,
+        status_token_hash=status_token_hash(raw_token),
+    )
+    audit_append(
+        actor=actor,
+        action="request.created",
+        request=request,
+        data={
+            "state": request.state,
+            "regulation": regulation,
+            "channel": channel,
+            "subject": request.subject_pseudonyms,
+            "scope": request.scope_pseudonymised,
+            "suppress": request.suppress,
+            "due_at": request.due_at.isoformat(),
+        },
+    )
+    if email and receipt_mail_send(request=request, raw_token=raw_token, to=email):
+        request.acknowledged_at = timezone.now()
+        request.save(update_fields=["acknowledged_at", "updated_at"])
+    logger.info("erasure request created", extra={"request": str(request.id), "reference": request.reference})
+    return request, raw_token
+
+
+@transaction.atomic
+def erasure_request_verify_identity(*, request: ErasureRequest, actor: str, note: str = "") -> ErasureRequest:
+    """Records that staff verified the subject's identity (state stays `received`). Side effects: the row's
+    identity fields, one audit entry."""
+    now = timezone.now()
+    request = compare_and_set(
+        request,
+        Action.VERIFY_IDENTITY,
+        guard=Q(identity_status=IdentityStatus.PENDING),
+        identity_status=IdentityStatus.VERIFIED,
+        identity_verified_at=now,
+        identity_verified_by=actor[:150],
+        identity_note=note,
+    )
+    audit_append(
+        actor=actor, action="request.identity_verified", request=request, data={"state": request.state}
+    )
+    return request
+
+
+def erasure_request_count(*, request: ErasureRequest) -> dict[str, Any]:
+    """Exact counts of what the erasure would remove now: total, held, per agent_id, per run_id (three
+    aggregate queries over the engine's own filter)."""
+    qs = scope_queryset(engine_scope(request))
+    totals = qs.aggregate(total=Count("id"), held=Count("id", filter=Q(legal_hold__isnull=False)))
+    by_agent = {
+        (row["agent_id"] if row["agent_id"] is not None else NONE_KEY): row["n"]
+        for row in qs.order_by().values("agent_id").annotate(n=Count("id"))
+    }
+    by_run = {
+        (row["run_id"] if row["run_id"] is not None else NONE_KEY): row["n"]
+        for row in qs.order_by().values("run_id").annotate(n=Count("id"))
+    }
+    return {"total": totals["total"], "held": totals["held"], "by_agent": by_agent, "by_run": by_run}
+
+
+@transaction.atomic
+def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequest:
+    """Computes exact counts and moves the request to `scoped` (again, if already scoped and not approved).
+    Raises IdentityNotVerified before identity verification. Side effects: counts on the row, one audit entry."""
+    if request.state in TRANSITIONS[Action.SCOPE][0] and request.identity_status != IdentityStatus.VERIFIED:
+        request.refresh_from_db()
+        if request.identity_status != IdentityStatus.VERIFIED:
+            raise IdentityNotVerified(request, Action.SCOPE, "the subject's identity must be verified first")
+    counts = erasure_request_count(request=request)
+    request = compare_and_set(
+        request,
+        Action.SCOPE,
+        guard=Q(identity_status=IdentityStatus.VERIFIED, approved_at__isnull=True),
+        scoped_at=timezone.now(),
+        scoped_total=counts["total"],
+        scoped_held=counts["held"],
+        scoped_by_agent=counts["by_agent"],
+        scoped_by_run=counts["by_run"],
+    )
+    audit_append(
+        actor=actor,
+        action="request.scoped",
+        request=request,
+        data={
+            "state": request.state,
+            "total": counts["total"],
+            "held": counts["held"],
+            "agents": len(counts["by_agent"]),
+            "runs": len(counts["by_run"]),
+        },
+    )
+    return request
+
+
+@transaction.atomic
+def erasure_request_approve(*, request: ErasureRequest, actor: str) -> ErasureRequest:
+    """Starts the erasure (state stays `scoped`; the workers move it on). Side effects, in one transaction:
+    approved_at/approved_by; an erasure WriteBlock per user_id (keyed hashes) so no new memory of the subject
+    is accepted; one DeletionJob (kind=erasure) enqueued on commit; one audit entry."""
+    request = compare_and_set(
+        request,
+        Action.APPROVE,
+        guard=Q(approved_at__isnull=True),
+        approved_at=timezone.now(),
+        approved_by=actor[:150],
+    )
+    write_block_place(
+        user_ids=list(request.subject_user_ids), kind=WriteBlock.Kind.ERASURE, reference=request.reference
+    )
+    job = engine.deletion_job_create(
+        kind=DeletionJob.Kind.ERASURE, scope=engine_scope(request), requested_by=request.reference
+    )
+    ErasureRequest.objects.filter(id=request.id).update(deletion_job=job)
+    request.deletion_job = job
+    audit_append(
+        actor=actor,
+        action="request.approved",
+        request=request,
+        data={"state": request.state, "deletion_job": str(job.id), "scoped_total": request.scoped_total},
+    )
+    return request
+
+
+@transaction.atomic
+def erasure_request_reject(
+    *, request: ErasureRequest, actor: str, reason: str, note: str = ""
+) -> ErasureRequest:
+    """→ `rejected` with one of DRP's reason codes. Side effects: the row, one audit entry."""
+    if reason not in RejectionReason.values:
+        raise ErasureInputError("reason", f"must be one of {', '.join(RejectionReason.values)}")
+    request = compare_and_set(
+        request,
+        Action.REJECT,
+        guard=Q(approved_at__isnull=True),
+        rejected_at=timezone.now(),
+        rejection_reason=reason,
+        rejection_note=note,
+    )
+    audit_append(
+        actor=actor,
+        action="request.rejected",
+        request=request,
+        data={"state": request.state, "reason": reason},
+    )
+    return request
+
+
+@transaction.atomic
+def erasure_request_cancel(*, request: ErasureRequest, actor: str, note: str = "") -> ErasureRequest:
+    """→ `cancelled`, only before the deletion started (approved_at empty). Side effects: the row, one audit
+    entry."""
+    request = compare_and_set(
+        request, Action.CANCEL, guard=Q(approved_at__isnull=True), cancelled_at=timezone.now()
+    )
+    audit_append(
+        actor=actor,
+        action="request.cancelled",
+        request=request,
+        data={"state": request.state, "note_given": bool(note)},
+    )
+    return request
+
+
+@transaction.atomic
+def erasure_request_extend(*, request: ErasureRequest, actor: str, reason: str) -> ErasureRequest:
+    """Extends the due date once by the regulation's allowance. Raises ErasureInputError (field `reason`) when
+    no reason is given or the request was already extended. Side effects: due_at/extended_at, one audit entry."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ErasureInputError("reason", "an extension needs a reason")
+    if request.extended_at is not None:
+        raise ErasureInputError("reason", "the deadline was already extended once")
+    old_due = request.due_at
+    new_due = extended_due_date(request.regulation, old_due)
+    try:
+        request = compare_and_set(
+            request,
+            Action.EXTEND,
+            guard=Q(extended_at__isnull=True, due_at=old_due),
+            extended_at=timezone.now(),
+            extension_reason=reason,
+            due_at=new_due,
+        )
+    except IllegalTransition as exc:
+        if exc.request.extended_at is not None:
+            raise ErasureInputError("reason", "the deadline was already extended once") from None
+        raise
+    audit_append(
+        actor=actor,
+        action="request.extended",
+        request=request,
+        data={"state": request.state, "due_before": old_due.isoformat(), "due_at": new_due.isoformat()},
+    )
+    return request
+
+
+@transaction.atomic
+def erasure_request_retry(*, request: ErasureRequest, actor: str) -> ErasureRequest:
+    """From `failed`: when the deletion job failed, back to `scoped` (approved_at kept) and the job resumes from
+    its saved cursor; when the job had finished and verification failed, back to `deleted` and verification is
+    enqueued again. Side effects: the row, the job re-enqueued or the verify task, one audit entry."""
+    if request.state != State.FAILED:
+        raise IllegalTransition(request, Action.RETRY)
+    job = DeletionJob.objects.filter(id=request.deletion_job_id).first() if request.deletion_job_id else None
+    if job is not None and job.status == DeletionJob.Status.SUCCEEDED:
+        request = compare_and_set(request, Action.COMPLETE_DELETION, failure_reason="")
+        enqueue_verify(str(request.id))
+        resumed = "verification"
+    else:
+        qs = ErasureRequest.objects.filter(id=request.id, state=State.FAILED)
+        if qs.update(state=State.SCOPED, failure_reason="", updated_at=timezone.now()) != 1:
+            raise IllegalTransition(request, Action.RETRY)
+        request.refresh_from_db()
+        if job is not None:
+            engine.deletion_job_retry(job_id=job.id)
+        resumed = "deletion"
+    audit_append(
+        actor=actor,
+        action="request.retried",
+        request=request,
+        data={"state": request.state, "resumes": resumed, "deletion_job": str(job.id) if job else None},
+    )
+    return request
+
+
+def erasure_request_check_action(*, request: ErasureRequest, action: str) -> None:
+    """Raises IllegalTransition if `action` is not possible now (for callers that validate before input)."""
+    if not action_allowed(request, action):
+        raise IllegalTransition(request, action)
+
+
+# Staff action -> its service, called with (request, actor, cleaned input); the input holds `note` and `reason`
+# where the action takes them.
+_STAFF_ACTION_CALLS: dict[str, Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]] = {
+    Action.VERIFY_IDENTITY: lambda r, a, d: erasure_request_verify_identity(
+        request=r, actor=a, note=d["note"]
+    ),
+    Action.SCOPE: lambda r, a, d: erasure_request_scope(request=r, actor=a),
+    Action.APPROVE: lambda r, a, d: erasure_request_approve(request=r, actor=a),
+    Action.REJECT: lambda r, a, d: erasure_request_reject(
+        request=r, actor=a, reason=d["reason"], note=d["note"]
+    ),
+    Action.CANCEL: lambda r, a, d: erasure_request_cancel(request=r, actor=a, note=d["note"]),
+    Action.RETRY: lambda r, a, d: erasure_request_retry(request=r, actor=a),
+    Action.EXTEND: lambda r, a, d: erasure_request_extend(request=r, actor=a, reason=d["reason"]),
+}
+
+
+def erasure_request_act(
+    *, request: ErasureRequest, action: str, actor: str, data: dict[str, Any]
+) -> ErasureRequest:
+    """Runs the staff action named `action` (one of STAFF_ACTIONS, as the API and the console name them in their
+    URLs) with its cleaned input `data`. Side effects: those of the action's service."""
+    return _STAFF_ACTION_CALLS[action](request, actor, data)

@@ -1,0 +1,51 @@
+"""Checks of the input of the erasure services: a bad value raises ErasureInputError naming the field."""
+
+from typing import Any
+
+from memories.scope import NUL_REFUSED, ScopeError, validate_scope
+
+from .errors import ErasureInputError
+
+NARROWING_KEYS = ("agent_id", "app_id", "run_id", "metadata")
+MAX_USER_IDS = 100
+
+
+def clean_subject(user_ids: Any, email: str) -> tuple[list[str], str]:
+    """The request's user_ids (stripped, de-duplicated, sorted) and e-mail (stripped)."""
+    if not isinstance(user_ids, list | tuple) or not user_ids:
+        raise ErasureInputError("user_ids", "give at least one user_id")
+    if len(user_ids) > MAX_USER_IDS:
+        raise ErasureInputError("user_ids", f"at most {MAX_USER_IDS} user_ids per request")
+    if not all(isinstance(u, str) and u.strip() for u in user_ids):
+        raise ErasureInputError("user_ids", "each user_id must be a non-empty string")
+    refuse_nul("user_ids", *user_ids)
+    refuse_nul("email", email or "")
+    clean = sorted({u.strip() for u in user_ids})
+    if any(len(u) > 255 for u in clean):
+        raise ErasureInputError("user_ids", "a user_id is at most 255 characters")
+    email = (email or "").strip()
+    if email and ("@" not in email or len(email) > 254):
+        raise ErasureInputError("email", "not a valid e-mail address")
+    return clean, email
+
+
+def refuse_nul(field: str, *values: str) -> None:
+    """PostgreSQL cannot store NUL in text: such input would fail in the database as a 500. (Scopes are checked
+    by validate_scope.)"""
+    if any("\x00" in value for value in values):
+        raise ErasureInputError(field, NUL_REFUSED)
+
+
+def clean_scope(scope: Any) -> dict[str, Any]:
+    """A request's narrowing scope (only NARROWING_KEYS; empty for none), validated like the engine's."""
+    if not scope:
+        return {}
+    if not isinstance(scope, dict):
+        raise ErasureInputError("scope", "must be an object")
+    unknown = sorted(set(scope) - set(NARROWING_KEYS))
+    if unknown:
+        raise ErasureInputError("scope", f"unknown key {unknown[0]}; allowed: {', '.join(NARROWING_KEYS)}")
+    try:
+        return validate_scope(scope)
+    except ScopeError as exc:
+        raise ErasureInputError("scope", str(exc)) from None

@@ -1,0 +1,229 @@
+"""The request's moves made by the workers: the deletion job's outcome, the verification with its final sweep,
+the pseudonymisation of the subject's identifiers, and the sweeper of verifications whose message was lost."""
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from memories import engine
+from memories.models import DeletionJob, MemoryHistory, WriteBlock
+from memories.pseudonyms import pseudonym
+from memories.scope import scope_queryset
+from memories.services import write_block_lift, write_block_place
+
+from ..audit import audit_append
+from ..models import Action, ErasureRequest, State
+from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
+from .errors import IllegalTransition, VerificationIncomplete
+from .messages import completion_mail_send
+
+logger = logging.getLogger(__name__)
+
+
+def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
+    """Called inside the deletion job's final transaction. SUCCEEDED → `deleted` with the job's counts and the
+    verify task enqueued on commit; FAILED → `failed`. Jobs that belong to no request are ignored."""
+    request = ErasureRequest.objects.filter(deletion_job_id=job.id).first()
+    if request is None:
+        return None
+    try:
+        if job.status == DeletionJob.Status.SUCCEEDED:
+            request = compare_and_set(
+                request,
+                Action.COMPLETE_DELETION,
+                guard=Q(approved_at__isnull=False),
+                deleted_at=timezone.now(),
+                deleted_count=job.deleted_count,
+                held_count=job.held_count,
+                history_purged_count=job.history_purged_count,
+                deleted_ids_digest=job.digest,
+                failure_reason="",
+            )
+            audit_append(
+                actor="worker",
+                action="request.deleted",
+                request=request,
+                data={
+                    "state": request.state,
+                    "deletion_job": str(job.id),
+                    "deleted": job.deleted_count,
+                    "held": job.held_count,
+                    "history_purged": job.history_purged_count,
+                    "deleted_ids_digest": job.digest,
+                },
+            )
+            enqueue_verify(str(request.id))
+        elif job.status == DeletionJob.Status.FAILED:
+            request = erasure_request_fail(request=request, reason=job.error or "deletion job failed")
+    except IllegalTransition:
+        logger.warning("job finished for a request in another state", extra={"request": str(request.id)})
+    return request
+
+
+@transaction.atomic
+def erasure_request_fail(*, request: ErasureRequest, reason: str) -> ErasureRequest:
+    """→ `failed` (retries exhausted). `reason` is a class name or a fixed phrase, never data. The erasure
+    WriteBlock stays: the subject remains frozen until a retry finishes the work."""
+    request = compare_and_set(request, Action.FAIL, failed_at=timezone.now(), failure_reason=reason[:200])
+    audit_append(
+        actor="worker",
+        action="request.failed",
+        request=request,
+        data={"state": request.state, "reason": reason},
+    )
+    logger.warning("erasure request failed", extra={"request": str(request.id)})
+    return request
+
+
+def _residue(request: ErasureRequest, user_ids: list[str]) -> dict[str, Any]:
+    """Counts of what of the subject remains, table by table."""
+    scope = engine_scope(request)
+    memories = scope_queryset(scope)
+    job_scope = Q()
+    for user_id in user_ids:
+        job_scope |= Q(scope__user_id=user_id) | Q(scope__user_id__contains=[user_id])
+    deleted_since = MemoryHistory.objects.filter(
+        event=MemoryHistory.Event.DELETE, created_at__gte=request.approved_at
+    ).values("memory_id")
+    return {
+        "memories_remaining": memories.filter(legal_hold__isnull=True).count(),
+        "memories_held": memories.filter(legal_hold__isnull=False).count(),
+        "history_text_remaining": MemoryHistory.objects.filter(memory_id__in=deleted_since)
+        .filter(Q(old_memory__isnull=False) | Q(new_memory__isnull=False))
+        .count(),
+        "deletion_jobs_with_clear_scope": DeletionJob.objects.filter(job_scope).count(),
+        "write_blocks_in_clear": WriteBlock.objects.filter(user_id_hmac__in=user_ids).count(),
+    }
+
+
+CHECKED_TABLES = ["memories_memory", "memories_history", "memories_deletionjob", "memories_writeblock"]
+
+
+def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
+    """Confirms that nothing of the subject remains, then → `verified`. A straggler (a row written despite the
+    write block) gets a final sweep through the engine first. Raises VerificationIncomplete when residue stays.
+
+    Side effects: possibly a sweep job; then in one transaction: `verified` with `verification`, the suppression
+    block placed (if asked) and the erasure block lifted, the completion mail (if an e-mail), the request
+    pseudonymised, audit entries.
+
+    Two deliveries of the verification (a retry and a sweeper re-enqueue) may run at once: the request row is
+    locked for the straggler sweep and again for the move, so the counters are never updated from a stale read and
+    only one of them verifies; the other gets IllegalTransition."""
+    with transaction.atomic():
+        request = ErasureRequest.objects.select_for_update().get(id=request_id)
+        if request.state != State.DELETED:
+            raise IllegalTransition(request, Action.VERIFY)
+        user_ids = list(request.subject_user_ids)
+        residue = _residue(request, user_ids)
+        swept = 0
+        if residue["memories_remaining"]:
+            result = engine.memories_delete_now(
+                kind=DeletionJob.Kind.ERASURE, scope=engine_scope(request), requested_by=request.reference
+            )
+            swept = len(result.deleted_ids)
+            ErasureRequest.objects.filter(id=request.id).update(
+                deleted_count=(request.deleted_count or 0) + swept,
+                history_purged_count=(request.history_purged_count or 0) + result.job.history_purged_count,
+                deleted_ids_digest=engine.chain_digest(
+                    request.deleted_ids_digest or "0" * 64, result.deleted_ids
+                ),
+            )
+            logger.warning(
+                "final sweep removed stragglers", extra={"request": str(request.id), "count": swept}
+            )
+    with transaction.atomic():
+        request = ErasureRequest.objects.select_for_update().get(id=request_id)
+        if request.state != State.DELETED:
+            raise IllegalTransition(request, Action.VERIFY)
+        residue = _residue(request, user_ids)
+        if residue["memories_remaining"] or residue["history_text_remaining"]:
+            raise VerificationIncomplete("residue after the final sweep")
+        if residue["deletion_jobs_with_clear_scope"] or residue["write_blocks_in_clear"]:
+            raise VerificationIncomplete("other jobs still hold the subject's identifiers")
+        verification = {
+            "memories_remaining": 0,
+            "history_text_remaining": 0,
+            "deletion_jobs_with_clear_scope": 0,
+            "write_blocks_in_clear": 0,
+            "memories_held": residue["memories_held"],
+            "final_sweep_deleted": swept,
+            "checked_tables": CHECKED_TABLES,
+            "checked_at": timezone.now().isoformat(),
+        }
+        request = compare_and_set(
+            request, Action.VERIFY, verified_at=timezone.now(), verification=verification
+        )
+        if request.suppress:
+            write_block_place(
+                user_ids=user_ids, kind=WriteBlock.Kind.SUPPRESSION, reference=request.reference
+            )
+        write_block_lift(reference=request.reference, kind=WriteBlock.Kind.ERASURE)
+        audit_append(
+            actor="worker",
+            action="request.verified",
+            request=request,
+            data={"state": request.state, "verification": verification, "suppressed": request.suppress},
+        )
+        if request.subject_email and completion_mail_send(request=request):
+            request.notified_at = timezone.now()
+            request.save(update_fields=["notified_at", "updated_at"])
+        request = erasure_request_pseudonymise(request=request, actor="worker")
+    logger.info("erasure request verified", extra={"request": str(request.id)})
+    return request
+
+
+def erasure_requests_resume_stale(*, stale_seconds: float | None = None) -> int:
+    """Re-enqueues the verification of requests left in `deleted` for longer than stale_seconds: their verify
+    message was lost (Redis restarted empty, or the broker was down when the deletion job finished and tried to
+    enqueue it). A duplicate is harmless (erasure_request_verify locks the row). Side effects: updated_at touched
+    (so a request is re-sent at most once per period), verify tasks enqueued on commit. Returns how many."""
+    stale = settings.DELETION_STALE_SECONDS if stale_seconds is None else stale_seconds
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            ErasureRequest.objects.select_for_update(skip_locked=True)
+            .filter(state=State.DELETED, updated_at__lt=now - timedelta(seconds=stale))
+            .values_list("id", flat=True)
+        )
+        ErasureRequest.objects.filter(id__in=ids).update(updated_at=now)
+        for request_id in ids:
+            enqueue_verify(str(request_id))
+    if ids:
+        logger.warning("re-enqueued stale verifications", extra={"count": len(ids)})
+    return len(ids)
+
+
+@transaction.atomic
+def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> ErasureRequest:
+    """Replaces the subject's identifiers on the request by keyed hashes: user_ids and e-mail emptied, the clear
+    scope dropped (scope_pseudonymised kept), agent/run keys of the counts hashed. Side effects: the row, one
+    audit entry."""
+
+    def hashed(counts: dict[str, int]) -> dict[str, int]:
+        return {(pseudonym(k) if k != NONE_KEY else NONE_KEY): v for k, v in (counts or {}).items()}
+
+    request.subject_user_ids = []
+    request.subject_email = ""
+    request.scope = {}
+    request.scoped_by_agent = hashed(request.scoped_by_agent)
+    request.scoped_by_run = hashed(request.scoped_by_run)
+    request.pseudonymised_at = timezone.now()
+    request.save(
+        update_fields=[
+            "subject_user_ids",
+            "subject_email",
+            "scope",
+            "scoped_by_agent",
+            "scoped_by_run",
+            "pseudonymised_at",
+            "updated_at",
+        ]
+    )
+    audit_append(actor=actor, action="request.pseudonymised", request=request, data={"state": request.state})
+    return request
