@@ -35,6 +35,12 @@ PSEUDONYM_ALGORITHM = "HMAC-SHA256 of the identifier (UTF-8) under the service's
 TIMESTAMP_FIELDS = (*COMPLETION_TIMESTAMPS, "extended_at", "notified_at")
 
 
+SIGNING_NOT_CONFIGURED = (
+    "Certificates cannot be signed: no signing key is configured on this server "
+    "(set CERTIFICATE_SIGNING_KEY or CERTIFICATE_SIGNING_KEY_FILE)."
+)
+
+
 class CertificateNotAvailable(Exception):
     """The request is not verified: no certificate yet. Carries the state (for the 409 answer)."""
 

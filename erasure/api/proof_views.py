@@ -6,6 +6,7 @@ answer 404 for `pdf` or `csv`, so these views use a negotiation class that ignor
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,7 +18,7 @@ from rest_framework.views import APIView
 
 from memories.auth import IsStaffKey
 
-from ..certificate import CertificateNotAvailable, certificate_response
+from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_response
 from ..export import audit_export_response
 from ..models import ErasureRequest
 from ..selectors import allowed_actions
@@ -60,6 +61,7 @@ class CertificateApi(ProofApi):
             400: OpenApiResponse(description="Bad format: the body names the field"),
             404: OpenApiResponse(description="No such request"),
             409: OpenApiResponse(ConflictOutput, description="Not verified yet: the current state"),
+            503: OpenApiResponse(description="No signing key is configured on this server"),
         },
     )
     def get(self, request: Request, request_id: Any) -> Any:
@@ -77,6 +79,8 @@ class CertificateApi(ProofApi):
                 "allowed_actions": allowed_actions(erasure_request),
             }
             return Response(body, status=status.HTTP_409_CONFLICT)
+        except ImproperlyConfigured:
+            return Response({"error": SIGNING_NOT_CONFIGURED}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class AuditExportApi(ProofApi):

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from memories.scope import ScopeError
 
 from .. import deadlines, selectors, services
-from ..certificate import CertificateNotAvailable, certificate_response
+from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_response
 from ..forms import (
     ApproveForm,
     CancelForm,
@@ -202,7 +203,9 @@ def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
         return certificate_response(request=erasure, actor=staff_actor(request), fmt=fmt)
     except CertificateNotAvailable:
         messages.error(request, "A certificate is issued only once the request is verified.")
-        return redirect("erasure_pages:request-detail", pk=erasure.pk)
+    except ImproperlyConfigured:
+        messages.error(request, SIGNING_NOT_CONFIGURED)
+    return redirect("erasure_pages:request-detail", pk=erasure.pk)
 
 
 # action -> (form class or None, success message); services.erasure_request_act runs the action.

@@ -64,3 +64,25 @@ def test_format_pdf_answers_a_pdf(staff_api):
 def test_an_unknown_format_is_400_naming_the_field(staff_api):
     response = staff_api.get(url(make_request().id), {"format": "xml"})
     assert response.status_code == 400 and "format" in response.json()
+
+
+def test_without_a_signing_key_the_answer_is_503_naming_the_setting(staff_api, settings, tmp_path):
+    from erasure.signing import signing_key
+
+    # given: production-like settings with no key configured and no development key on disk
+    settings.CERTIFICATE_SIGNING_KEY = ""
+    settings.CERTIFICATE_SIGNING_KEY_FILE = ""
+    settings.CERTIFICATE_SIGNING_KEY_AUTOGENERATE = False
+    settings.DEBUG = False
+    settings.VAR_DIR = tmp_path
+    signing_key.cache_clear()
+    erasure = make_request()
+    try:
+        # when
+        response = staff_api.get(url(erasure.id))
+    finally:
+        signing_key.cache_clear()
+    # then
+    assert response.status_code == 503
+    assert "CERTIFICATE_SIGNING_KEY" in response.json()["error"]
+    assert not AuditEntry.objects.filter(action="certificate.issued").exists()
