@@ -26,7 +26,8 @@ from .load import load_store
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-BIG, SMALL = "erasure_bench", "erasure_bench_small"
+BIG = os.environ.get("BENCH_DB", "erasure_bench")
+SMALL = f"{BIG}_small"
 TARGET, RAW = "bench-target", "bench-raw"
 PROBES = [f"probe-{i}" for i in range(5)]
 
