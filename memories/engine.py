@@ -101,22 +101,24 @@ def _delete_batch(scope: dict[str, Any], cursor: uuid.UUID | None, limit: int) -
     sql = f"""
         WITH sel AS MATERIALIZED ({select_sql}),
         d AS (
-            DELETE FROM {_MEMORY} m USING sel
-            WHERE m.ctid = sel.tid AND m.id = sel.id AND m.legal_hold_id IS NULL
+            DELETE FROM {_MEMORY} m
+            WHERE m.ctid = ANY(ARRAY(SELECT tid FROM sel)) AND m.legal_hold_id IS NULL
             RETURNING m.id
         ),
         hist AS MATERIALIZED (
             SELECT d.id AS memory_id, h.ctid AS tid,
                    row_number() OVER (PARTITION BY d.id ORDER BY h.id) AS rn
-            FROM d LEFT JOIN {_HISTORY} h ON h.memory_id = d.id
+            FROM (SELECT id FROM d ORDER BY id) d LEFT JOIN {_HISTORY} h ON h.memory_id = d.id
         ),
         conv AS (
             UPDATE {_HISTORY} h
             SET event = 'DELETE', old_memory = NULL, new_memory = NULL, categories = '{{}}', created_at = now()
-            FROM hist WHERE h.ctid = hist.tid AND hist.rn = 1
+            WHERE h.ctid = ANY(ARRAY(SELECT tid FROM hist WHERE rn = 1 AND tid IS NOT NULL))
             RETURNING 1
         ),
-        extra AS (DELETE FROM {_HISTORY} h USING hist WHERE h.ctid = hist.tid AND hist.rn > 1 RETURNING 1),
+        extra AS (
+            DELETE FROM {_HISTORY} h WHERE h.ctid = ANY(ARRAY(SELECT tid FROM hist WHERE rn > 1)) RETURNING 1
+        ),
         ev AS (
             INSERT INTO {_HISTORY} (id, memory_id, event, categories, created_at)
             SELECT {_EVENT_ID}, hist.memory_id, 'DELETE', '{{}}', now()
