@@ -46,9 +46,17 @@ _HISTORY = MemoryHistory._meta.db_table
 @dataclass
 class BatchResult:
     selected: int
-    deleted_ids: list[uuid.UUID]
+    deleted: bytes  # the deleted ids in ascending order, 16 bytes each (uuid_send): no per-id Python object
     history_purged: int
     last_id: uuid.UUID | None
+
+    @property
+    def deleted_count(self) -> int:
+        return len(self.deleted) // 16
+
+    @property
+    def deleted_ids(self) -> list[uuid.UUID]:
+        return [uuid.UUID(bytes=self.deleted[i : i + 16]) for i in range(0, len(self.deleted), 16)]
 
 
 @dataclass
@@ -62,9 +70,15 @@ class RunResult:
 def chain_digest(digest_hex: str, ids: list[uuid.UUID]) -> str:
     """digest_i = sha256(digest_{i-1} ‖ id_i.bytes), folded over ids in deletion order (ascending per pass).
     Independent of batch boundaries, so a resumed job ends with the same digest as an uninterrupted one."""
+    return _chain_digest_packed(digest_hex, b"".join(memory_id.bytes for memory_id in ids))
+
+
+def _chain_digest_packed(digest_hex: str, packed: bytes) -> str:
+    """chain_digest over ids given as consecutive 16-byte values (UUID.bytes), as a batch returns them."""
     digest = bytes.fromhex(digest_hex)
-    for memory_id in ids:
-        digest = hashlib.sha256(digest + memory_id.bytes).digest()
+    sha256 = hashlib.sha256
+    for i in range(0, len(packed), 16):
+        digest = sha256(digest + packed[i : i + 16]).digest()
     return digest.hex()
 
 
@@ -127,7 +141,7 @@ def _delete_batch(scope: dict[str, Any], cursor: uuid.UUID | None, limit: int) -
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM sel),
-               (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM d),
+               (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY id), ''::bytea) FROM d),
                (SELECT count(tid) FROM hist),
                (SELECT id FROM sel ORDER BY id DESC LIMIT 1),
                (SELECT count(*) FROM conv),
@@ -136,11 +150,12 @@ def _delete_batch(scope: dict[str, Any], cursor: uuid.UUID | None, limit: int) -
     """
     with connection.cursor() as cur:
         cur.execute(sql, params)
-        selected, deleted_ids, history_purged, last_id, converted, extra, inserted = cur.fetchone()
+        selected, deleted, history_purged, last_id, converted, extra, inserted = cur.fetchone()
+    batch = BatchResult(selected, bytes(deleted), history_purged, last_id)
     # Cannot happen; refuse to record progress that would not add up.
-    if converted + inserted != len(deleted_ids) or converted + extra != history_purged:
+    if converted + inserted != batch.deleted_count or converted + extra != history_purged:
         raise RuntimeError("deletion batch wrote a different number of events than it deleted memories")
-    return BatchResult(selected, list(deleted_ids), history_purged, last_id)
+    return batch
 
 
 def deletion_job_create(
@@ -255,9 +270,9 @@ def deletion_job_run(
                     job.save(update_fields=["cursor", "passes", "heartbeat_at"])
                     continue
                 job.cursor = batch.last_id
-                job.deleted_count += len(batch.deleted_ids)
+                job.deleted_count += batch.deleted_count
                 job.history_purged_count += batch.history_purged
-                job.digest = chain_digest(job.digest, batch.deleted_ids)
+                job.digest = _chain_digest_packed(job.digest, batch.deleted)
                 job.batches += 1
                 job.heartbeat_at = timezone.now()
                 fields = [
