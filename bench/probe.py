@@ -1,6 +1,8 @@
 """Runs the engine in this process on the database named by DATABASE_URL and prints JSON timings.
 
-python -m bench.probe USER_ID [USER_ID …]   one job per user, each run to the end; prints [{…}, …]
+python -m bench.probe     reads one user id per line on stdin; for each, runs one job over that user to the end
+                          and prints one JSON line {"seconds", "deleted", "status"} (flushed), until stdin closes.
+The parent interleaves two of these (one per store) so that both stores' figures share the machine's load.
 """
 
 import json
@@ -20,9 +22,9 @@ from django.db import transaction  # noqa: E402
 from memories.engine import deletion_job_create, deletion_job_run  # noqa: E402
 
 
-def main(user_ids: list[str]) -> None:
-    results = []
-    for user_id in user_ids:
+def main() -> None:
+    for line in sys.stdin:
+        user_id = line.strip()
         started = time.perf_counter()
         with transaction.atomic():
             job = deletion_job_create(
@@ -30,9 +32,9 @@ def main(user_ids: list[str]) -> None:
             )
         result = deletion_job_run(job_id=job.id, budget_seconds=float("inf"))
         seconds = time.perf_counter() - started
-        results.append({"seconds": seconds, "deleted": result.job.deleted_count, "status": result.job.status})
-    print(json.dumps(results))
+        out = {"seconds": seconds, "deleted": result.job.deleted_count, "status": result.job.status}
+        print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -127,7 +127,10 @@ class MemoryHistory(models.Model):
 
     class Meta:
         db_table = "memories_history"
-        indexes = [models.Index(fields=["memory_id", "created_at"], name="history_memory_idx")]
+        # memory_id only (a memory has a handful of events; ordering them is a tiny sort): the engine's in-place
+        # conversion of a row into the DELETE event changes created_at, and must not touch an index to stay HOT
+        # (migration 0002 also sets a fillfactor).
+        indexes = [models.Index(fields=["memory_id"], name="history_memory_id_idx")]
 
     def __str__(self) -> str:
         return f"{self.event} {self.memory_id}"
