@@ -384,10 +384,11 @@ def deletion_jobs_history_text_remaining(*, job_ids: list[uuid.UUID]) -> int:
         return 0
     with connection.cursor() as cur:
         cur.execute(
-            f"""SELECT count(*) FROM {_HISTORY} h WHERE h.memory_id IN (
+            # = ANY(ARRAY(…)): an index scan with the ids as one array, never a hash join over the whole table
+            f"""SELECT count(*) FROM {_HISTORY} h WHERE h.memory_id = ANY(ARRAY(
                     SELECT encode(substring(b.ids FROM i * 16 + 1 FOR 16), 'hex')::uuid
                     FROM {DeletedIds._meta.db_table} b, generate_series(0, length(b.ids) / 16 - 1) AS i
-                    WHERE b.job_id = ANY(%s))
+                    WHERE b.job_id = ANY(%s)))
                 AND (h.old_memory IS NOT NULL OR h.new_memory IS NOT NULL)""",
             [list(job_ids)],
         )
