@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from .models import DeletionJob, Memory, MemoryHistory
+from .models import DeletedIds, DeletionJob, Memory, MemoryHistory
 from .pseudonyms import pseudonymise_scope
 from .scope import scope_q, validate_scope
 from .signals import deletion_job_finished
@@ -271,6 +271,9 @@ def deletion_job_run(
                     job.heartbeat_at = timezone.now()
                     job.save(update_fields=["cursor", "passes", "heartbeat_at"])
                     continue
+                if job.kind == DeletionJob.Kind.ERASURE and batch.deleted:
+                    # What the erasure verification looks up (DeletedIds); same transaction as the batch.
+                    DeletedIds.objects.create(job_id=job.id, batch=job.batches + 1, ids=batch.deleted)
                 job.cursor = batch.last_id
                 job.deleted_count += batch.deleted_count
                 job.history_purged_count += batch.history_purged
@@ -371,6 +374,33 @@ def deletion_jobs_resume_stale(*, stale_seconds: float | None = None) -> int:
     if sent:
         logger.warning("re-sent stale deletion jobs", extra={"count": sent})
     return sent
+
+
+def deletion_jobs_history_text_remaining(*, job_ids: list[uuid.UUID]) -> int:
+    """How many history rows still hold text for the memories that these erasure jobs deleted (0 after a correct
+    run: the batch statement converted them; a row written concurrently behind it would show here). One query:
+    the recorded ids unpacked in SQL, each looked up through history_memory_id_idx."""
+    if not job_ids:
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(
+            # = ANY(ARRAY(…)): an index scan with the ids as one array, never a hash join over the whole table
+            f"""SELECT count(*) FROM {_HISTORY} h WHERE h.memory_id = ANY(ARRAY(
+                    SELECT encode(substring(b.ids FROM i * 16 + 1 FOR 16), 'hex')::uuid
+                    FROM {DeletedIds._meta.db_table} b, generate_series(0, length(b.ids) / 16 - 1) AS i
+                    WHERE b.job_id = ANY(%s)))
+                AND (h.old_memory IS NOT NULL OR h.new_memory IS NOT NULL)""",
+            [list(job_ids)],
+        )
+        (count,) = cur.fetchone()
+    return int(count)
+
+
+def deletion_jobs_ids_discard(*, job_ids: list[uuid.UUID]) -> int:
+    """Drops the recorded deleted ids of these jobs (once their verification no longer needs them). Returns how
+    many batch rows went."""
+    deleted, _ = DeletedIds.objects.filter(job_id__in=job_ids).delete()
+    return deleted
 
 
 def memories_delete_now(*, kind: str, scope: dict[str, Any], requested_by: str) -> RunResult:

@@ -251,7 +251,11 @@ class DeletionJob(models.Model):
                 fields=["status", "heartbeat_at"],
                 name="deletionjob_open_idx",
                 condition=Q(status__in=["PENDING", "RUNNING"]),
-            )
+            ),
+            # An erasure request's jobs (its deletion job and any final sweep) by its reference.
+            models.Index(
+                fields=["requested_by"], name="deletionjob_erasure_idx", condition=Q(kind="erasure")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -260,3 +264,22 @@ class DeletionJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class DeletedIds(models.Model):
+    """The ids an erasure job deleted, one row per batch (packed 16-byte UUIDs, as the batch statement returns
+    them), written in the batch's transaction. They let the erasure verification look up exactly these memories'
+    history through history_memory_id_idx instead of scanning the history table (no index on event/created_at
+    may exist there: it would make the engine's in-place history conversion non-HOT). Discarded when the request
+    is verified. Random UUIDs only: no text, no subject identifier."""
+
+    job = models.ForeignKey(DeletionJob, on_delete=models.CASCADE, related_name="deleted_id_batches")
+    batch = models.PositiveIntegerField()
+    ids = models.BinaryField()
+
+    class Meta:
+        db_table = "memories_deletedids"
+        constraints = [models.UniqueConstraint(fields=["job", "batch"], name="deletedids_job_batch_unique")]
+
+    def __str__(self) -> str:
+        return f"deleted ids of {self.job_id} batch {self.batch}"

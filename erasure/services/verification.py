@@ -7,11 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from memories import engine
-from memories.models import DeletionJob, MemoryHistory, WriteBlock
+from memories.models import DeletionJob, WriteBlock
 from memories.pseudonyms import pseudonym
 from memories.scope import scope_queryset
 from memories.services import write_block_lift, write_block_place
@@ -80,23 +80,37 @@ def erasure_request_fail(*, request: ErasureRequest, reason: str) -> ErasureRequ
     return request
 
 
+def _erasure_job_ids(request: ErasureRequest) -> list[Any]:
+    """The request's deletion job and any final-sweep jobs (all requested under its reference)."""
+    return list(
+        DeletionJob.objects.filter(kind=DeletionJob.Kind.ERASURE, requested_by=request.reference).values_list(
+            "id", flat=True
+        )
+    )
+
+
 def _residue(request: ErasureRequest, user_ids: list[str]) -> dict[str, Any]:
-    """Counts of what of the subject remains, table by table."""
+    """Counts of what of the subject remains, table by table; every query index-backed (memories by user_id,
+    history by memory_id over the ids the request's jobs recorded, write blocks by user_id_hmac)."""
     scope = engine_scope(request)
     memories = scope_queryset(scope)
     job_scope = Q()
     for user_id in user_ids:
         job_scope |= Q(scope__user_id=user_id) | Q(scope__user_id__contains=[user_id])
-    deleted_since = MemoryHistory.objects.filter(
-        event=MemoryHistory.Event.DELETE, created_at__gte=request.approved_at
-    ).values("memory_id")
+    counts = memories.aggregate(
+        remaining=Count("id", filter=Q(legal_hold__isnull=True)),
+        held=Count("id", filter=Q(legal_hold__isnull=False)),
+    )
     return {
-        "memories_remaining": memories.filter(legal_hold__isnull=True).count(),
-        "memories_held": memories.filter(legal_hold__isnull=False).count(),
-        "history_text_remaining": MemoryHistory.objects.filter(memory_id__in=deleted_since)
-        .filter(Q(old_memory__isnull=False) | Q(new_memory__isnull=False))
+        "memories_remaining": counts["remaining"],
+        "memories_held": counts["held"],
+        "history_text_remaining": engine.deletion_jobs_history_text_remaining(
+            job_ids=_erasure_job_ids(request)
+        ),
+        # Open or failed jobs keep their clear scope; finished ones have NULL (the filter skips them first).
+        "deletion_jobs_with_clear_scope": DeletionJob.objects.filter(scope__isnull=False)
+        .filter(job_scope)
         .count(),
-        "deletion_jobs_with_clear_scope": DeletionJob.objects.filter(job_scope).count(),
         "write_blocks_in_clear": WriteBlock.objects.filter(user_id_hmac__in=user_ids).count(),
     }
 
@@ -120,9 +134,9 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
         if request.state != State.DELETED:
             raise IllegalTransition(request, Action.VERIFY)
         user_ids = list(request.subject_user_ids)
-        residue = _residue(request, user_ids)
         swept = 0
-        if residue["memories_remaining"]:
+        # Only the question "is there anything to sweep?" here; the full check follows the sweep.
+        if scope_queryset(engine_scope(request)).filter(legal_hold__isnull=True).exists():
             result = engine.memories_delete_now(
                 kind=DeletionJob.Kind.ERASURE, scope=engine_scope(request), requested_by=request.reference
             )
@@ -174,6 +188,8 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             request.notified_at = timezone.now()
             request.save(update_fields=["notified_at", "updated_at"])
         request = erasure_request_pseudonymise(request=request, actor="worker")
+        # The recorded ids served this check only; nothing links the request to single memories afterwards.
+        engine.deletion_jobs_ids_discard(job_ids=_erasure_job_ids(request))
     logger.info("erasure request verified", extra={"request": str(request.id)})
     return request
 

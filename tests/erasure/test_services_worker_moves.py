@@ -6,12 +6,13 @@ from django.core import mail
 from erasure.models import AuditEntry, ErasureRequest, State
 from erasure.services import (
     IllegalTransition,
+    VerificationIncomplete,
     erasure_request_approve,
     erasure_request_retry,
     erasure_request_verify,
 )
 from memories import engine
-from memories.models import DeletionJob, Memory, MemoryHistory, WriteBlock
+from memories.models import DeletedIds, DeletionJob, Memory, MemoryHistory, WriteBlock
 from memories.pseudonyms import pseudonym
 from memories.services import MemoryWriteBlocked, legal_hold_place, memories_add
 from tests.erasure.lifecycle_factories import make_request
@@ -107,6 +108,31 @@ def test_verify_sweeps_a_straggler_written_past_the_block():
     assert request.verification["final_sweep_deleted"] == 1 and request.deleted_count == 2
     assert not Memory.objects.filter(user_id="subj").exists()
     assert not MemoryHistory.objects.filter(memory_id=straggler.id, new_memory__isnull=False).exists()
+
+
+def test_verify_finds_history_text_written_for_a_deleted_memory_and_refuses():
+    # given: the job deleted the memory, then a late writer put its text back into the history
+    [memory] = memories_add(texts=["s1"], user_id="subj")
+    memories_add(texts=["other history"], user_id="other")
+    request = _approved(["subj"])
+    _run_job(request)
+    assert DeletedIds.objects.filter(job_id=request.deletion_job_id).exists()
+    MemoryHistory.objects.create(memory_id=memory.id, event="UPDATE", old_memory="s1", new_memory="s1 again")
+    # when / then
+    with pytest.raises(VerificationIncomplete):
+        erasure_request_verify(request_id=request.id)
+    request.refresh_from_db()
+    assert request.state == State.DELETED and request.subject_user_ids == ["subj"]
+
+
+def test_verify_discards_the_recorded_deleted_ids():
+    memories_add(texts=["s1", "s2"], user_id="subj")
+    request = _approved(["subj"])
+    _run_job(request)
+    [batch] = DeletedIds.objects.filter(job_id=request.deletion_job_id)
+    assert len(bytes(batch.ids)) == 2 * 16
+    erasure_request_verify(request_id=request.id)
+    assert not DeletedIds.objects.exists()
 
 
 def test_verify_refuses_a_request_that_is_not_deleted():
