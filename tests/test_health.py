@@ -50,3 +50,9 @@ def test_healthz_answers_503_naming_the_database_when_it_is_unreachable():
     assert response.status_code == 503
     body = response.json()
     assert body["database"] != "ok" and body["redis"] == "ok"
+
+
+def test_the_home_page_links_the_form_the_console_and_the_docs(client, db):
+    html = client.get("/").content.decode()
+    for link in ('href="/privacy/request/"', 'href="/privacy-team/"', 'href="/api/docs/"', 'href="/healthz"'):
+        assert link in html
