@@ -3,11 +3,11 @@
 Builds a dedicated database (erasure_bench, or $BENCH_DB; a 100,000-row <name>_small for the size ratio), bulk-loads
 synthetic stores, then measures:
   1. the engine deleting one user's 100,000 memories from the 1,000,000-row store through a real Celery worker
-     (enqueue → SUCCEEDED, after a small warm-up job through the same worker; three such users one after the
-     other, the median reported), with the worker's peak RSS;
+     (enqueue → SUCCEEDED by the job's own timestamps, after a small warm-up job through the same worker; three
+     such users one after the other, the median reported), with the worker's peak RSS;
   2. raw `DELETE FROM memories_memory WHERE user_id = …` of an identical copy of those rows;
-  3. the obvious hand-written statement doing the engine's data work (memories + history conversion) on another
-     copy, for information;
+  3. the obvious hand-written statement doing the engine's data work (memories, their history rows, the DELETE
+     events) on another copy, for information;
   4. Mem0 OSS delete_all of 10,000 memories of one user (bench/mem0_peer.py);
   5. the engine deleting 1,000 memories from the 100,000-row and from the 1,000,000-row store (median of 10,
      one warm-up job per store first, the two stores taking turns).
@@ -23,12 +23,13 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 
-from .load import load_store
+from .load import UPDATE_EVERY, load_store
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -150,13 +151,13 @@ def _engine_through_worker(env: dict[str, str], worker: subprocess.Popen) -> dic
         "def run(user):\n"
         " t=time.perf_counter()\n"
         " with transaction.atomic(): j=deletion_job_create(kind='erasure',scope={'user_id':user},requested_by='bench')\n"
-        " while DeletionJob.objects.filter(id=j.id,status__in=['PENDING','RUNNING']).exists(): time.sleep(0.02)\n"
+        " while DeletionJob.objects.filter(id=j.id,status__in=['PENDING','RUNNING']).exists(): time.sleep(0.005)\n"
         " s=time.perf_counter()-t;j.refresh_from_db();return s,j\n"
         f"run('{WARM}')\n"
         f"for user in {TARGETS!r}:\n"
         " s,j=run(user)\n"
-        " print(s,j.status,j.deleted_count,j.batches,j.history_purged_count,"
-        "(j.started_at-j.created_at).total_seconds(),flush=True)"
+        " print((j.finished_at-j.created_at).total_seconds(),j.status,j.deleted_count,j.batches,"
+        "j.history_purged_count,(j.started_at-j.created_at).total_seconds(),s,flush=True)"
     )
     out_lines = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                                capture_output=True, text=True).stdout.strip().splitlines()  # fmt: skip
@@ -169,7 +170,7 @@ def _engine_through_worker(env: dict[str, str], worker: subprocess.Popen) -> dic
     for line in out_lines[-len(TARGETS) :]:
         f = line.split()
         runs.append({"seconds": float(f[0]), "status": f[1], "deleted": int(f[2]), "batches": int(f[3]),
-                     "history_purged": int(f[4]), "pickup": float(f[5])})  # fmt: skip
+                     "history_purged": int(f[4]), "pickup": float(f[5]), "observed": float(f[6])})  # fmt: skip
     median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
     return {**median, "all_seconds": [r["seconds"] for r in runs], "runs": runs, "rss_kb": rss}
 
@@ -190,36 +191,46 @@ def _raw_delete(db: str) -> dict:
 
 
 def _raw_same_work(db: str) -> dict:
-    """The engine's data work as the obvious hand-written statement over the whole user: delete the memories and
-    turn each one's history row into its content-free DELETE event (on this data every memory has exactly one
-    history row). No batches, no progress records, no digest, no worker. Not a lower bound: the planner hashes the
-    whole history table, and one transaction cannot reuse the space its own updates free, so fewer updates are
-    HOT than in the engine's committed batches."""
+    """The engine's data work as the obvious hand-written statement over the whole user: delete the memories, the
+    history rows of those that have any, and record their ids as one DELETE-event row. No batches, no progress
+    records, no digest, no worker."""
+    job = uuid.uuid4()
     sql = """
-        WITH d AS (DELETE FROM memories_memory WHERE user_id = %s RETURNING id),
-        h AS (
-            UPDATE memories_history h SET event = 'DELETE', old_memory = NULL, new_memory = NULL,
-                   categories = '{}', created_at = now()
-            FROM d WHERE h.memory_id = d.id RETURNING 1
+        WITH d AS (DELETE FROM memories_memory WHERE user_id = %(user)s RETURNING id, has_history),
+        h AS (DELETE FROM memories_history WHERE memory_id IN (SELECT id FROM d WHERE has_history) RETURNING 1),
+        t AS (
+            INSERT INTO memories_tombstone (job_id, batch, ids, created_at)
+            SELECT %(job)s, 1, array_agg(id ORDER BY id), now() FROM d RETURNING cardinality(ids) AS n
         )
-        SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM h)
+        SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM h), (SELECT n FROM t)
     """
     with psycopg.connect(f"{PG}/{db}") as conn:
+        conn.execute(
+            "INSERT INTO memories_deletionjob (id, kind, status, scope_pseudonymised, requested_by, deleted_count,"
+            " history_purged_count, held_count, batches, passes, digest, attempts, error, created_at)"
+            " VALUES (%s, 'filter', 'SUCCEEDED', '{}', 'bench', 0, 0, 0, 0, 0, '', 0, '', now())",
+            [job],
+        )
+        conn.commit()
         started = time.perf_counter()
         with conn.transaction():
-            deleted, events = conn.execute(sql, [RAW_SAME]).fetchone()  # type: ignore[misc]
-        return {"seconds": time.perf_counter() - started, "deleted": deleted, "events": events}
+            deleted, history, events = conn.execute(sql, {"user": RAW_SAME, "job": job}).fetchone()  # type: ignore[misc]
+        return {
+            "seconds": time.perf_counter() - started,
+            "deleted": deleted,
+            "history": history,
+            "events": events,
+        }
 
 
 def _explain(db: str) -> str:
-    """The plan of a batch's selection for the 100,000-memory user, from the middle of its id range."""
+    """The plan of a batch's bound for the 100,000-memory user, from the middle of its id range."""
     with psycopg.connect(f"{PG}/{db}") as conn:
         (middle,) = conn.execute(  # type: ignore[misc]
             "SELECT id FROM memories_memory WHERE user_id = %s ORDER BY id OFFSET 50000 LIMIT 1", [TARGET]
         ).fetchone()
         rows = conn.execute(
-            "EXPLAIN SELECT id, ctid FROM memories_memory WHERE user_id = %s AND legal_hold_id IS NULL AND id > %s"
-            " ORDER BY id LIMIT 5000",
+            "EXPLAIN SELECT id FROM memories_memory WHERE user_id = %s AND id > %s ORDER BY id LIMIT 1 OFFSET 9999",
             [TARGET, middle],
         ).fetchall()
     return "\n".join(r[0] for r in rows)
@@ -235,7 +246,7 @@ def main() -> None:
         _log("creating and migrating databases")
         _create_db(BIG)
         _create_db(SMALL)
-        _log("loading the 1,000,000-memory store (+1 ADD history row each)")
+        _log("loading the 1,000,000-memory store (1 in 20 memories with an UPDATE history row)")
         size_big = load_store(f"{PG}/{BIG}", groups=[*[(t, 100_000, 100_000) for t in TARGETS],
                               ("probe", 11_000, 1_000), ("esub", SMALL_SUBJECTS * SMALL_EACH, SMALL_EACH),
                               ("user", 389_000 - SMALL_SUBJECTS * SMALL_EACH, 100)],
@@ -265,7 +276,7 @@ def main() -> None:
             _drop_db(BIG)
             _drop_db(SMALL)
     assert all(r["status"] == "SUCCEEDED" and r["deleted"] == 100_000 for r in engine["runs"]), engine
-    assert same["deleted"] == same["events"] == 100_000, same
+    assert same["deleted"] == same["events"] == 100_000 and same["history"] == 100_000 // UPDATE_EVERY, same
     assert erase_big["deleted"] == erase_big["scoped_total"] == 100_000 and erase_big["pseudonymised"], (
         erase_big
     )
@@ -296,21 +307,24 @@ def main() -> None:
     lines = [
         f"# Deletion engine benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores)",
         "",
-        f"Store: {size_big:,} memories (+{size_big:,} ADD history rows); small store {size_small:,}.",
+        f"Store: {size_big:,} memories, 1 in {UPDATE_EVERY} with an UPDATE history row (text before and after); "
+        f"small store {size_small:,}.",
         "",
         "| measurement | figure | reference (same run) | ratio | target | result |",
         "|---|---|---|---|---|---|",
-        f"| engine, 100,000 memories of one user via Celery worker (enqueue→SUCCEEDED; history purge, "
-        f"{engine['batches']} progress records; warm worker, pickup {engine['pickup'] * 1000:.0f} ms; median of "
-        f"3 users: {' / '.join(f'{x:.2f}' for x in engine['all_seconds'])} s) "
+        f"| engine, 100,000 memories of one user via Celery worker (job created → SUCCEEDED by the job's "
+        f"timestamps; {engine['history_purged']:,} history rows purged, 100,000 DELETE events, "
+        f"{engine['batches']} progress records, digest; warm worker, pickup {engine['pickup'] * 1000:.0f} ms; "
+        f"median of 3 users: {' / '.join(f'{x:.3f}' for x in engine['all_seconds'])} s; as the polling client "
+        f"saw it {engine['observed']:.3f} s) "
         f"| {engine['seconds']:.2f} s = {eng_rate:,.0f} memories/s | — | — "
         f"| ≥ 50,000 memories/s | {ok(eng_rate >= 50_000)} |",
         f"| engine vs raw SQL `DELETE … WHERE user_id` of an identical 100,000-row copy (no history, no progress) "
-        f"| {engine['seconds']:.2f} s | {raw['seconds']:.2f} s = {raw_rate:,.0f} rows/s | {ratio_raw:.2f}× "
+        f"| {engine['seconds']:.3f} s | {raw['seconds']:.3f} s = {raw_rate:,.0f} rows/s | {ratio_raw:.2f}× "
         f"| ≤ 2× | {ok(ratio_raw <= 2)} |",
         f"| engine vs the obvious hand-written statement doing the same data work on another identical copy (delete + "
-        f"history text → DELETE events; no batches, progress, digest or worker) | {engine['seconds']:.2f} s "
-        f"| {same['seconds']:.2f} s | {ratio_same:.2f}× | — | info |",
+        f"history rows + DELETE events; no batches, progress, digest or worker) | {engine['seconds']:.3f} s "
+        f"| {same['seconds']:.3f} s | {ratio_same:.2f}× | — | info |",
         f"| engine vs Mem0 OSS `delete_all` ({mem0['n']:,} memories, embedded Qdrant, history keeps text: "
         f"{mem0['history_rows']:,} rows left) | {eng_rate:,.0f} memories/s | {mem0_rate:,.0f} memories/s "
         f"| {ratio_mem0:,.0f}× | ≥ 100× | {ok(ratio_mem0 >= 100)} |",
@@ -325,14 +339,15 @@ def main() -> None:
         "",
         "| measurement | figure | reference (same run) | ratio | target | result |",
         "|---|---|---|---|---|---|",
-        f"| one erasure request, subject with 100,000 memories (another identical copy), approve → `verified`: "
+        f"| one erasure request, subject with 100,000 memories (another identical copy), approve → `verified` "
+        f"by the request's timestamps (as the polling client saw it: {erase_big['observed']:.2f} s): "
         f"deletion job via the worker ({erase_big['batches']} batches, history purge), deleted receiver, "
         f"verification of every table, pseudonymisation, audit chain + auditlog (job "
         f"{erase_big['job_seconds']:.2f} s, deleted → verified {erase_big['verify_seconds']:.2f} s) "
         f"| {erase_big['seconds']:.2f} s = {er_rate:,.0f} memories/s | — | — | ≥ 50,000 memories/s "
         f"| {ok(er_rate >= 50_000)} |",
         f"| that erasure vs raw SQL `DELETE … WHERE user_id` of an identical 100,000-row copy (the engine alone, "
-        f"which also rewrites the history, is {ratio_raw:.1f}× raw above) | {erase_big['seconds']:.2f} s "
+        f"which also purges the history, is {ratio_raw:.1f}× raw above) | {erase_big['seconds']:.2f} s "
         f"| {raw['seconds']:.2f} s | {er_ratio_raw:.1f}× | ≤ 2× | {ok(er_ratio_raw <= 2)} |",
         f"| that erasure vs Mem0 OSS `delete_all` (above) | {er_rate:,.0f} memories/s "
         f"| {mem0_rate:,.0f} memories/s | {er_rate / mem0_rate:,.0f}× | ≥ 100× | {ok(er_rate / mem0_rate >= 100)} |",
@@ -349,7 +364,7 @@ def main() -> None:
         f"| {erase_small['submit_seconds']:.1f} s = {erase_small['n'] * 60 / erase_small['submit_seconds']:,.0f} "
         "requests/minute | — | — | — | info |",
         "",
-        f"Batch selection plan for the 100,000-memory user (1,000,000-row store):\n\n```\n{plan}\n```",
+        f"Batch bound plan for the 100,000-memory user (1,000,000-row store):\n\n```\n{plan}\n```",
         "",
         f"Total bench time {time.monotonic() - t0:.0f} s.",
     ]

@@ -25,9 +25,7 @@ from .signing import ALGORITHM, SignatureInvalid, key_id, load_public_key, publi
 CERTIFICATE_VERSION = 1
 CANONICALIZATION = "JSON, keys sorted, separators (',', ':'), non-ASCII escaped, UTF-8"
 DIGEST_ALGORITHM = (
-    "d0 = 32 zero bytes; d_i = SHA-256(d_(i-1) || id_i) where id_i are the 16 raw bytes of each deleted memory's "
-    "UUID, taken in ascending id order within each deletion pass (passes in the order they ran); the value is "
-    "hex(d_n)"
+    "sha256 over the deleted memory ids in ascending order, each as its 16 bytes (RFC 9562 byte order)"
 )
 PSEUDONYM_ALGORITHM = "HMAC-SHA256 of the identifier (UTF-8) under the service's pseudonym key, hex"
 # The certificate attests the completed erasure: its steps, the deadline extension and the notice to the subject
@@ -114,7 +112,7 @@ def certificate_facts(*, request: ErasureRequest) -> dict[str, Any]:
             "held": request.held_count,
             "history_rows_purged": request.history_purged_count,
         },
-        "deleted_ids_digest": {"sha256_chain": request.deleted_ids_digest, "algorithm": DIGEST_ALGORITHM},
+        "deleted_ids_digest": {"sha256": request.deleted_ids_digest, "algorithm": DIGEST_ALGORITHM},
         "timestamps": {name: _iso(getattr(request, name)) for name in TIMESTAMP_FIELDS},
         "due_at": _iso(request.due_at),
         "verification": request.verification,
@@ -237,7 +235,7 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
     field("memories deleted", counts["deleted"])
     field("kept under legal hold", counts["held"])
     field("history rows purged", counts["history_rows_purged"])
-    field("digest of deleted ids", cert["deleted_ids_digest"]["sha256_chain"])
+    field("digest of deleted ids", cert["deleted_ids_digest"]["sha256"])
     # Timeline (left) and verification (right) side by side, so the page holds any verification detail.
     section("Timeline (UTC)")
     pdf.setFont("Helvetica-Bold", 11)

@@ -1,12 +1,18 @@
 """THE deletion engine: every path that removes memories goes through here (DESIGN.md "One deletion engine").
 
-A job deletes its scope in keyset batches ordered by id. Each batch is one SQL statement that deletes the
-memories, removes the text of their history (each memory's first history row becomes its content-free DELETE event
-in place, its other rows are deleted, a memory without history gets a new DELETE event), and returns the deleted
-ids; the job's counters, cursor and running digest are updated in the same transaction. Rows
-under legal hold are never selected, and are counted when the job ends. When a pass reaches the end of the scope
-the job starts one more pass from the beginning and only finishes when a pass finds nothing, so rows written
-behind the cursor while the job ran (random UUIDs land anywhere in the keyspace) are caught too.
+A job deletes its scope in keyset batches ordered by id. Each batch is one SQL statement: it finds the batch's
+upper bound (the n-th id of the scope after the cursor, read from the (entity, id) index), deletes the scope's
+unheld memories in (cursor, bound] as one set (PostgreSQL walks the heap in physical order, as a plain DELETE does),
+deletes the history rows (the ones holding text: UPDATE events) of those that have any, and records the batch's
+ids, ascending, as one MemoryTombstone row: the content-free DELETE events. The job's counters and cursor are
+updated in the same transaction. Rows under legal hold are never deleted, and are counted when the job ends.
+
+Rows written behind the cursor while a pass ran are caught by a straggler pass: memory ids are UUIDv7
+(memories/ids.py), so a row written after the first pass began has an id at or after that instant, less a margin
+for clocks and long transactions (DELETION_STRAGGLER_MARGIN_SECONDS); the straggler pass starts there instead of at
+the beginning of the scope, and the job only finishes after a straggler pass that deleted nothing. When the job
+ends, its digest is the sha256 of its deleted ids in ascending order (16 bytes each), computed from its tombstones:
+the same whatever the batch boundaries, interruptions or passes.
 
 Every message sent for a job carries a ticket: the job's `attempts` counter (the number of times the job was
 dispatched) as it was when the message was sent. Dispatching (create, continuation after a time budget, retry from
@@ -29,11 +35,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from .models import DeletedIds, DeletionJob, Memory, MemoryHistory
+from .ids import uuid7_floor
+from .models import ENTITY_FIELDS, DeletionJob, Memory, MemoryHistory, MemoryTombstone
 from .pseudonyms import pseudonymise_scope
 from .scope import scope_q, validate_scope
 from .signals import deletion_job_finished
@@ -42,22 +49,17 @@ logger = logging.getLogger(__name__)
 
 _MEMORY = Memory._meta.db_table
 _HISTORY = MemoryHistory._meta.db_table
+_TOMBSTONE = MemoryTombstone._meta.db_table
+EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass
 class BatchResult:
-    selected: int
-    deleted: bytes  # the deleted ids in ascending order, 16 bytes each (uuid_send): no per-id Python object
+    deleted_count: int
     history_purged: int
-    last_id: uuid.UUID | None
-
-    @property
-    def deleted_count(self) -> int:
-        return len(self.deleted) // 16
-
-    @property
-    def deleted_ids(self) -> list[uuid.UUID]:
-        return [uuid.UUID(bytes=self.deleted[i : i + 16]) for i in range(0, len(self.deleted), 16)]
+    bound: uuid.UUID | None  # the batch's upper bound; None when the batch reached the end of the scope
+    deleted: list[uuid.UUID]  # ascending; only when asked for (no Python object per id otherwise)
+    packed: bytes  # the deleted ids ascending, 16 bytes each (uuid_send), for the running digest
 
 
 @dataclass
@@ -68,95 +70,121 @@ class RunResult:
     deleted_ids: list[uuid.UUID] = field(default_factory=list)
 
 
-def chain_digest(digest_hex: str, ids: list[uuid.UUID]) -> str:
-    """digest_i = sha256(digest_{i-1} ‖ id_i.bytes), folded over ids in deletion order (ascending per pass).
-    Independent of batch boundaries, so a resumed job ends with the same digest as an uninterrupted one."""
-    return _chain_digest_packed(digest_hex, b"".join(memory_id.bytes for memory_id in ids))
+def ids_digest(ids: list[uuid.UUID]) -> str:
+    """sha256 over the ids in ascending order, 16 bytes each (UUID.bytes): what a job's and a certificate's
+    deleted-ids digest is. Anyone holding the list of ids can recompute it."""
+    return hashlib.sha256(b"".join(memory_id.bytes for memory_id in sorted(set(ids)))).hexdigest()
 
 
-def _chain_digest_packed(digest_hex: str, packed: bytes) -> str:
-    """chain_digest over ids given as consecutive 16-byte values (UUID.bytes), as a batch returns them."""
-    digest = bytes.fromhex(digest_hex)
-    sha256 = hashlib.sha256
-    for i in range(0, len(packed), 16):
-        digest = sha256(digest + packed[i : i + 16]).digest()
-    return digest.hex()
+def jobs_ids_digest(*, job_ids: list[uuid.UUID]) -> str:
+    """ids_digest over everything these jobs deleted, computed in SQL from their tombstones."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""SELECT encode(sha256(coalesce(string_agg(uuid_send(u), ''::bytea ORDER BY u), ''::bytea)), 'hex')
+                FROM (SELECT DISTINCT u FROM {_TOMBSTONE} t, unnest(t.ids) AS u WHERE t.job_id = ANY(%s)) d""",
+            [list(job_ids)],
+        )
+        (digest,) = cur.fetchone()
+    return str(digest)
 
 
 def _lock_key(job_id: uuid.UUID) -> int:
     return int.from_bytes(job_id.bytes[:8], "big", signed=True)
 
 
-# Ids of new events (memories without any history row) are time-ordered (UUIDv7 layout: 48-bit millisecond
-# timestamp, version 7, random rest), so the history primary key grows at its right edge.
-_EVENT_ID = (
-    "encode(set_byte(overlay(r PLACING substring(int8send((extract(epoch FROM now()) * 1000)::int8) FROM 3 FOR 6)"
-    " FROM 1 FOR 6), 6, (get_byte(r, 6) & 15) | 112), 'hex')::uuid"
-)
+def _selection(scope: dict[str, Any], cursor: uuid.UUID | None, limit: int) -> tuple[str, list[Any]]:
+    """SQL for the next `limit` memories of the scope after the cursor in id order, with their ctid and whether
+    they are free of holds. With an entity column in the scope, one index range scan on (entity, id) per value of
+    it, each stopping after `limit` rows (a merge when there are several values): the cost of a batch does not
+    depend on the store's size. Each value is matched as `= ANY(ARRAY[value])` and ordered by (column, id), the
+    index's order: written as a plain equality, PostgreSQL knows the column is constant, drops it from the order,
+    and with time-ordered ids (whose primary key follows the heap) prefers walking the primary key and filtering,
+    which reads the whole store before the subject's rows."""
+
+    def shaped(memories: QuerySet[Memory], order: tuple[str, ...]) -> tuple[str, list[Any]]:
+        if cursor is not None:
+            memories = memories.filter(id__gt=cursor)
+        selection = memories.order_by(*order).annotate(
+            tid=RawSQL(f"{_MEMORY}.ctid", ()), free=RawSQL(f"{_MEMORY}.legal_hold_id IS NULL", ())
+        )
+        sql, params = selection.values("id", "tid", "free")[:limit].query.sql_with_params()
+        return sql, list(params)
+
+    for column in ENTITY_FIELDS:
+        if column not in scope:
+            continue
+        value = scope[column]
+        rest = {k: v for k, v in scope.items() if k != column}
+        parts = []
+        for one in [value] if isinstance(value, str) else value:
+            memories = Memory.objects.filter(scope_q(rest)) if rest else Memory.objects.all()
+            memories = memories.extra(where=[f"{_MEMORY}.{column} = ANY(ARRAY[%s]::text[])"], params=[one])
+            parts.append(shaped(memories, (column, "id")))
+        if len(parts) == 1:
+            return parts[0]
+        union = " UNION ALL ".join(f"({sql})" for sql, _ in parts)
+        params = [p for _, part_params in parts for p in part_params]
+        return f"SELECT * FROM ({union}) AS merged ORDER BY id LIMIT %s", [*params, limit]
+    return shaped(Memory.objects.filter(scope_q(scope)), ("id",))
 
 
-def _delete_batch(scope: dict[str, Any], cursor: uuid.UUID | None, limit: int) -> BatchResult:
-    candidates = Memory.objects.filter(scope_q(scope), legal_hold__isnull=True)
-    if cursor is not None:
-        candidates = candidates.filter(id__gt=cursor)
-    # An index range scan on (entity, id) from the cursor, stopping after `limit` rows: the cost of a batch does
-    # not depend on the store's size (checked with EXPLAIN in bench/). The row's ctid comes along so that the
-    # DELETE goes straight to the heap tuple the selection just read (a TID scan) instead of probing the primary
-    # key again.
-    selection = candidates.order_by("id").annotate(tid=RawSQL(f"{_MEMORY}.ctid", ())).values("id", "tid")
-    select_sql, params = selection[:limit].query.sql_with_params()
-    # The DELETE re-checks id and hold: after waiting on a row lock PostgreSQL re-evaluates them on the row's
-    # newest version, so a hold placed while this batch waited is honoured (a row it does not delete now is
-    # taken by a later pass: the job only ends after a pass that finds nothing).
+def _delete_batch(job: DeletionJob, limit: int, *, want_ids: bool) -> BatchResult:
+    assert job.scope is not None
+    # The batch: the next `limit` ids of the scope after the cursor (held rows included, so a batch stays bounded
+    # and the cursor moves past them). Ids are time-ordered, so this walks the heap in roughly the order the rows
+    # were written.
+    select_sql, params = _selection(job.scope, job.cursor, limit)
+    # The DELETE goes straight to the tuples the selection read (TID scan) and re-checks the hold on each row's
+    # newest version after a lock wait, so a hold placed meanwhile is honoured (the row stays, counted as held when
+    # the job ends). A row updated concurrently has a new tuple the TID scan does not follow: `moved` deletes those
+    # by id (rare; nothing to look up otherwise).
     #
-    # History: each deleted memory's first history row (by id) is turned into its content-free DELETE event in
-    # place (text and categories cleared, created_at = the deletion time); its other rows (UPDATE events) are
-    # deleted; a memory without any history row gets a new DELETE event. The in-place UPDATE changes no indexed
-    # column, so with the table's fillfactor it is a HOT update: no index insertion, same heap page.
+    # History: rows exist only for memories that were updated (has_history); theirs are deleted. The batch's ids,
+    # ascending, become one tombstone row: the memories' content-free DELETE events.
     sql = f"""
         WITH sel AS MATERIALIZED ({select_sql}),
         d AS (
             DELETE FROM {_MEMORY} m
-            WHERE m.ctid = ANY(ARRAY(SELECT tid FROM sel)) AND m.legal_hold_id IS NULL
-            RETURNING m.id
+            WHERE m.ctid = ANY(ARRAY(SELECT tid FROM sel WHERE free)) AND m.legal_hold_id IS NULL
+            RETURNING m.id, m.has_history
         ),
-        hist AS MATERIALIZED (
-            SELECT d.id AS memory_id, h.ctid AS tid,
-                   row_number() OVER (PARTITION BY d.id ORDER BY h.id) AS rn
-            FROM (SELECT id FROM d ORDER BY id) d LEFT JOIN {_HISTORY} h ON h.memory_id = d.id
+        moved AS (
+            DELETE FROM {_MEMORY} m
+            WHERE (SELECT count(*) FROM d) < (SELECT count(*) FROM sel WHERE free)
+              AND m.id = ANY(ARRAY(SELECT id FROM sel WHERE free EXCEPT SELECT id FROM d))
+              AND m.legal_hold_id IS NULL
+            RETURNING m.id, m.has_history
         ),
-        conv AS (
-            UPDATE {_HISTORY} h
-            SET event = 'DELETE', old_memory = NULL, new_memory = NULL, categories = '{{}}', created_at = now()
-            WHERE h.ctid = ANY(ARRAY(SELECT tid FROM hist WHERE rn = 1 AND tid IS NOT NULL))
+        gone AS (SELECT id, has_history FROM d UNION ALL SELECT id, has_history FROM moved),
+        h AS (
+            DELETE FROM {_HISTORY} h
+            WHERE h.memory_id = ANY(ARRAY(SELECT id FROM gone WHERE has_history))
             RETURNING 1
         ),
-        extra AS (
-            DELETE FROM {_HISTORY} h WHERE h.ctid = ANY(ARRAY(SELECT tid FROM hist WHERE rn > 1)) RETURNING 1
-        ),
-        ev AS (
-            INSERT INTO {_HISTORY} (id, memory_id, event, categories, created_at)
-            SELECT {_EVENT_ID}, hist.memory_id, 'DELETE', '{{}}', now()
-            FROM hist, LATERAL (SELECT uuid_send(gen_random_uuid()) AS r, hist.memory_id AS per_row) AS rnd
-            WHERE hist.tid IS NULL
+        p AS MATERIALIZED (SELECT count(*) AS n, array_agg(id ORDER BY id) AS ids FROM gone),
+        t AS (
+            INSERT INTO {_TOMBSTONE} (job_id, batch, ids, created_at)
+            SELECT %s, %s, p.ids, now() FROM p WHERE p.n > 0
             RETURNING 1
         )
-        SELECT (SELECT count(*) FROM sel),
-               (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY id), ''::bytea) FROM d),
-               (SELECT count(tid) FROM hist),
-               (SELECT id FROM sel ORDER BY id DESC LIMIT 1),
-               (SELECT count(*) FROM conv),
-               (SELECT count(*) FROM extra),
-               (SELECT count(*) FROM ev)
+        SELECT (SELECT count(*) FROM sel), (SELECT id FROM sel ORDER BY id DESC LIMIT 1), (SELECT n FROM p),
+               (SELECT string_agg(uuid_send(u), ''::bytea) FROM (SELECT unnest(ids) AS u FROM p) AS packed),
+               CASE WHEN %s THEN (SELECT ids FROM p) END, (SELECT count(*) FROM h), (SELECT count(*) FROM t),
+               (SELECT array_agg(id) FROM moved)
     """
     with connection.cursor() as cur:
-        cur.execute(sql, params)
-        selected, deleted, history_purged, last_id, converted, extra, inserted = cur.fetchone()
-    batch = BatchResult(selected, bytes(deleted), history_purged, last_id)
-    # Cannot happen; refuse to record progress that would not add up.
-    if converted + inserted != batch.deleted_count or converted + extra != history_purged:
-        raise RuntimeError("deletion batch wrote a different number of events than it deleted memories")
-    return batch
+        cur.execute(sql, [*params, job.id, job.batches + 1, want_ids])
+        selected, last, count, packed, ids, history_purged, written, moved = cur.fetchone()
+        if moved:
+            # Rows updated while this batch waited for their lock: the update's history row was committed after
+            # the statement's snapshot was taken, so `h` could not see it. A new statement (new snapshot, same
+            # transaction) removes it.
+            cur.execute(f"DELETE FROM {_HISTORY} WHERE memory_id = ANY(%s)", [list(moved)])
+            history_purged += cur.rowcount
+    if written != (1 if count else 0):  # cannot happen; refuse to record progress that would not add up
+        raise RuntimeError("deletion batch wrote no DELETE events for the memories it deleted")
+    bound = last if selected == limit else None
+    return BatchResult(count, history_purged, bound, list(ids or []), bytes(packed or b""))
 
 
 def deletion_job_create(
@@ -196,17 +224,68 @@ def _send_on_commit(job_id: uuid.UUID, ticket: int) -> None:
     transaction.on_commit(lambda: deletion_job_run_task.delay(str(job_id), ticket))
 
 
-def _finish(job: DeletionJob, *, status: str, error: str = "") -> None:
-    if status == DeletionJob.Status.SUCCEEDED and job.scope:
-        job.held_count = Memory.objects.filter(scope_q(job.scope), legal_hold__isnull=False).count()
+class _RunningDigest:
+    """ids_digest of a job, fed batch by batch in this process. Valid only while it has seen every batch of the
+    job (the run started the job) and the ids arrived in ascending order (no straggler behind the cursor);
+    otherwise the job's digest is computed from its tombstones."""
+
+    def __init__(self, *, complete: bool) -> None:
+        self.hash = hashlib.sha256()
+        self.valid = complete
+        self.last = b""
+
+    def feed(self, packed: bytes) -> None:
+        if not packed or not self.valid:
+            return
+        if packed[:16] <= self.last:
+            self.valid = False
+            return
+        self.hash.update(packed)
+        self.last = packed[-16:]
+
+    def digest(self, job: DeletionJob) -> str:
+        if not job.deleted_count:
+            return EMPTY_DIGEST
+        return self.hash.hexdigest() if self.valid else jobs_ids_digest(job_ids=[job.id])
+
+
+def _finish(
+    job: DeletionJob,
+    *,
+    status: str,
+    error: str = "",
+    digest: "_RunningDigest | None" = None,
+    also: list[str] | None = None,
+) -> None:
+    """Ends the job in one UPDATE, with the fields named in `also` that the caller changed too."""
+    if status == DeletionJob.Status.SUCCEEDED:
+        if job.scope:
+            job.held_count = Memory.objects.filter(scope_q(job.scope), legal_hold__isnull=False).count()
+        job.digest = (digest or _RunningDigest(complete=False)).digest(job)
     job.status = status
     job.error = error
     job.finished_at = timezone.now()
     job.heartbeat_at = job.finished_at
     job.scope = None  # the clear scope goes; scope_pseudonymised stays
-    job.save(update_fields=["status", "error", "finished_at", "heartbeat_at", "scope", "held_count"])
+    fields = [
+        "status",
+        "error",
+        "finished_at",
+        "heartbeat_at",
+        "scope",
+        "held_count",
+        "digest",
+        *(also or []),
+    ]
+    job.save(update_fields=list(dict.fromkeys(fields)))
     # Inside the job's final transaction: a subscriber's state change commits (or rolls back) with it.
     deletion_job_finished.send(sender=DeletionJob, job=job)
+
+
+def _straggler_cursor(job: DeletionJob) -> uuid.UUID:
+    """Where a straggler pass starts: just below any id generated since the job started, less the margin."""
+    started = job.started_at or job.created_at
+    return uuid7_floor(started - datetime.timedelta(seconds=settings.DELETION_STRAGGLER_MARGIN_SECONDS))
 
 
 def deletion_job_run(
@@ -223,10 +302,10 @@ def deletion_job_run(
     spent dispatches a continuation (new ticket) in the transaction of the last batch. Without one (a synchronous
     caller), runs unconditionally and never dispatches.
 
-    Side effects per batch (one transaction): memories deleted; their history text removed, leaving exactly one
-    content-free DELETE event per memory (the first history row converted in place, the others deleted, a new
-    event for a memory without history); the job's counters/cursor/digest/heartbeat updated. On completion the job becomes
-    SUCCEEDED, its clear scope is dropped and `deletion_job_finished` is sent inside that transaction.
+    Side effects per batch (one transaction): memories deleted; their history rows deleted; one MemoryTombstone
+    (the batch's DELETE events); the job's counters/cursor/heartbeat updated. On completion the job becomes
+    SUCCEEDED with its held count and digest, its clear scope is dropped and `deletion_job_finished` is sent
+    inside that transaction.
     """
     job_id = uuid.UUID(str(job_id))
     budget = settings.DELETION_TASK_BUDGET_SECONDS if budget_seconds is None else budget_seconds
@@ -250,52 +329,58 @@ def deletion_job_run(
             job.started_at = job.started_at or timezone.now()
             job.heartbeat_at = timezone.now()
             job.save(update_fields=["status", "started_at", "heartbeat_at"])
+            digest = _RunningDigest(complete=job.deleted_count == 0)
         while True:
             with transaction.atomic():
                 job = DeletionJob.objects.select_for_update().get(id=job_id)
                 if job.is_finished:
                     return RunResult(job=job, finished=True, deleted_ids=collected)
                 assert job.scope is not None
-                batch = _delete_batch(job.scope, job.cursor, limit)
-                if batch.selected == 0:
-                    if job.cursor is None:
-                        _finish(job, status=DeletionJob.Status.SUCCEEDED)
-                        logger.info(
-                            "deletion job finished",
-                            extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
-                        )
-                        return RunResult(job=job, finished=True, deleted_ids=collected)
-                    # End of a pass: sweep once more from the start for rows written behind the cursor.
-                    job.cursor = None
-                    job.passes += 1
-                    job.heartbeat_at = timezone.now()
-                    job.save(update_fields=["cursor", "passes", "heartbeat_at"])
-                    continue
-                if job.kind == DeletionJob.Kind.ERASURE and batch.deleted:
-                    # What the erasure verification looks up (DeletedIds); same transaction as the batch.
-                    DeletedIds.objects.create(job_id=job.id, batch=job.batches + 1, ids=batch.deleted)
-                job.cursor = batch.last_id
+                batch = _delete_batch(job, limit, want_ids=collect_ids)
+                digest.feed(batch.packed)
                 job.deleted_count += batch.deleted_count
                 job.history_purged_count += batch.history_purged
-                job.digest = _chain_digest_packed(job.digest, batch.deleted)
-                job.batches += 1
+                job.batches += 1 if batch.deleted_count else 0
                 job.heartbeat_at = timezone.now()
+                job.pass_deleted_count += batch.deleted_count
                 fields = [
                     "cursor",
                     "deleted_count",
                     "history_purged_count",
-                    "digest",
                     "batches",
                     "heartbeat_at",
+                    "passes",
                 ]
-                out_of_time = time.monotonic() - started >= budget
-                if out_of_time and ticket is not None:
-                    job.attempts += 1  # the continuation's ticket, committed with this batch
-                    fields.append("attempts")
-                    _send_on_commit(job.id, job.attempts)
-                job.save(update_fields=fields)
+                fields.append("pass_deleted_count")
+                finished = False
+                if batch.bound is not None:
+                    job.cursor = batch.bound
+                elif "memory_ids" in job.scope or (job.passes > 0 and job.pass_deleted_count == 0):
+                    # Named ids cannot be written behind the cursor; otherwise a whole straggler pass found nothing.
+                    finished = True
+                else:
+                    # End of a pass: one more, over the ids that can have been written since the job started.
+                    job.cursor = _straggler_cursor(job)
+                    job.passes += 1
+                    job.pass_deleted_count = 0
+                out_of_time = False
+                if finished:
+                    _finish(job, status=DeletionJob.Status.SUCCEEDED, digest=digest, also=fields)
+                    logger.info(
+                        "deletion job finished",
+                        extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
+                    )
+                else:
+                    out_of_time = time.monotonic() - started >= budget
+                    if out_of_time and ticket is not None:
+                        job.attempts += 1  # the continuation's ticket, committed with this batch
+                        fields.append("attempts")
+                        _send_on_commit(job.id, job.attempts)
+                    job.save(update_fields=fields)
             if collect_ids:
-                collected.extend(batch.deleted_ids)
+                collected.extend(batch.deleted)
+            if finished:
+                return RunResult(job=job, finished=True, deleted_ids=collected)
             if out_of_time:
                 return RunResult(job=job, finished=False, deleted_ids=collected)
     finally:
@@ -377,30 +462,21 @@ def deletion_jobs_resume_stale(*, stale_seconds: float | None = None) -> int:
 
 
 def deletion_jobs_history_text_remaining(*, job_ids: list[uuid.UUID]) -> int:
-    """How many history rows still hold text for the memories that these erasure jobs deleted (0 after a correct
-    run: the batch statement converted them; a row written concurrently behind it would show here). One query:
-    the recorded ids unpacked in SQL, each looked up through history_memory_id_idx."""
+    """How many history rows still hold text for the memories that these jobs deleted (0 after a correct run: the
+    batch statement deleted them; a row written concurrently behind it would show here). One query: the ids of
+    the jobs' tombstones, each looked up through history_memory_id_idx."""
     if not job_ids:
         return 0
     with connection.cursor() as cur:
         cur.execute(
             # = ANY(ARRAY(…)): an index scan with the ids as one array, never a hash join over the whole table
             f"""SELECT count(*) FROM {_HISTORY} h WHERE h.memory_id = ANY(ARRAY(
-                    SELECT encode(substring(b.ids FROM i * 16 + 1 FOR 16), 'hex')::uuid
-                    FROM {DeletedIds._meta.db_table} b, generate_series(0, length(b.ids) / 16 - 1) AS i
-                    WHERE b.job_id = ANY(%s)))
+                    SELECT unnest(t.ids) FROM {_TOMBSTONE} t WHERE t.job_id = ANY(%s)))
                 AND (h.old_memory IS NOT NULL OR h.new_memory IS NOT NULL)""",
             [list(job_ids)],
         )
         (count,) = cur.fetchone()
     return int(count)
-
-
-def deletion_jobs_ids_discard(*, job_ids: list[uuid.UUID]) -> int:
-    """Drops the recorded deleted ids of these jobs (once their verification no longer needs them). Returns how
-    many batch rows went."""
-    deleted, _ = DeletedIds.objects.filter(job_id__in=job_ids).delete()
-    return deleted
 
 
 def memories_delete_now(*, kind: str, scope: dict[str, Any], requested_by: str) -> RunResult:

@@ -14,6 +14,8 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models import Q
 
+from .ids import uuid7
+
 ENTITY_FIELDS = ("user_id", "agent_id", "app_id", "run_id")
 ENTITY_TYPES = {"user": "user_id", "agent": "agent_id", "app": "app_id", "run": "run_id"}
 SEARCH_CONFIG = "english"
@@ -58,7 +60,7 @@ class LegalHold(models.Model):
 
 
 class Memory(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     text = models.TextField()
     hash = models.CharField(max_length=32)
     user_id = models.CharField(max_length=255, null=True, blank=True)
@@ -72,6 +74,10 @@ class Memory(models.Model):
     legal_hold = models.ForeignKey(
         LegalHold, null=True, blank=True, on_delete=models.SET_NULL, related_name="memories"
     )
+    # True once a MemoryHistory row exists for it (set by a trigger on the history table, whoever inserts; see
+    # migration 0004): the engine purges history only for these, so deleting never-updated memories (most)
+    # costs no history lookup.
+    has_history = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     search_vector = models.GeneratedField(
@@ -109,15 +115,18 @@ class Memory(models.Model):
 
 
 class MemoryHistory(models.Model):
-    """Mem0's history events. When the engine deletes a memory, its ADD/UPDATE rows (which hold text) are removed
-    and one content-free DELETE event is written in the same transaction."""
+    """Mem0's history events that cannot be derived: UPDATE events (old and new text). A memory's ADD event is
+    derived from the memory itself (its creation time, and its text before the first UPDATE), and its DELETE event
+    from the MemoryTombstone the engine writes (memories.selectors.memory_history), so adding a memory writes one
+    row and deleting one rewrites none. When the engine deletes a memory, its rows here (which hold text) are
+    deleted in the same transaction. ADD and DELETE rows written by earlier versions are still read."""
 
     class Event(models.TextChoices):
         ADD = "ADD"
         UPDATE = "UPDATE"
         DELETE = "DELETE"
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     memory_id = models.UUIDField()
     event = models.CharField(max_length=6, choices=Event.choices)
     old_memory = models.TextField(null=True, blank=True)
@@ -127,9 +136,7 @@ class MemoryHistory(models.Model):
 
     class Meta:
         db_table = "memories_history"
-        # memory_id only (a memory has a handful of events; ordering them is a tiny sort): the engine's in-place
-        # conversion of a row into the DELETE event changes created_at, and must not touch an index to stay HOT
-        # (migration 0002 also sets a fillfactor).
+        # memory_id only: a memory has a handful of events; ordering them is a tiny sort.
         indexes = [models.Index(fields=["memory_id"], name="history_memory_id_idx")]
 
     def __str__(self) -> str:
@@ -236,6 +243,9 @@ class DeletionJob(models.Model):
     held_count = models.BigIntegerField(default=0)
     batches = models.PositiveIntegerField(default=0)
     passes = models.PositiveIntegerField(default=0)
+    pass_deleted_count = models.BigIntegerField(
+        default=0
+    )  # deleted by the current pass (a straggler pass ends the job when 0)
     cursor = models.UUIDField(null=True, blank=True)
     digest = models.CharField(max_length=64, default="0" * 64)
     attempts = models.PositiveIntegerField(default=0)
@@ -266,20 +276,22 @@ class DeletionJob(models.Model):
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
 
-class DeletedIds(models.Model):
-    """The ids an erasure job deleted, one row per batch (packed 16-byte UUIDs, as the batch statement returns
-    them), written in the batch's transaction. They let the erasure verification look up exactly these memories'
-    history through history_memory_id_idx instead of scanning the history table (no index on event/created_at
-    may exist there: it would make the engine's in-place history conversion non-HOT). Discarded when the request
-    is verified. Random UUIDs only: no text, no subject identifier."""
+class MemoryTombstone(models.Model):
+    """The DELETE events: one row per engine batch holding the ids it deleted (ascending), written in the batch's
+    transaction. GET /v1/memories/{id}/history/ of a deleted memory finds its event through the GIN index on
+    `ids`; the job's deleted-ids digest and the erasure verification read the job's rows. Random or time-ordered
+    UUIDs only: no text, no subject identifier. Kept (they are the history of the deleted memories)."""
 
-    job = models.ForeignKey(DeletionJob, on_delete=models.CASCADE, related_name="deleted_id_batches")
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(DeletionJob, on_delete=models.PROTECT, related_name="tombstones")
     batch = models.PositiveIntegerField()
-    ids = models.BinaryField()
+    ids = ArrayField(models.UUIDField())
+    created_at = models.DateTimeField()
 
     class Meta:
-        db_table = "memories_deletedids"
-        constraints = [models.UniqueConstraint(fields=["job", "batch"], name="deletedids_job_batch_unique")]
+        db_table = "memories_tombstone"
+        indexes = [GinIndex(fields=["ids"], name="tombstone_ids_gin")]
+        constraints = [models.UniqueConstraint(fields=["job", "batch"], name="tombstone_job_batch_unique")]
 
     def __str__(self) -> str:
-        return f"deleted ids of {self.job_id} batch {self.batch}"
+        return f"tombstone of {self.job_id} batch {self.batch}"

@@ -10,7 +10,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from .filters import filters_to_q
-from .models import ENTITY_TYPES, SEARCH_CONFIG, DeletionJob, Memory, MemoryHistory
+from .models import ENTITY_TYPES, SEARCH_CONFIG, DeletionJob, Memory, MemoryHistory, MemoryTombstone
 
 # ts_rank_cd normalisation 32 maps a rank r to r / (r + 1), so every score lies in [0, 1).
 RANK_NORMALISATION = 32
@@ -102,8 +102,58 @@ def memories_search(
     return [ScoredMemory(memory=m, score=round(float(m.score), 6)) for m in rows]  # type: ignore[attr-defined]
 
 
-def memory_history(*, memory_id: uuid.UUID) -> QuerySet[MemoryHistory]:
-    return MemoryHistory.objects.filter(memory_id=memory_id).order_by("created_at", "id")
+_EVENT_NAMESPACE = uuid.UUID("6f1c9a52-3b0e-4c55-9d3c-2a7f0e4b8d11")
+
+
+def memory_history(*, memory_id: uuid.UUID) -> list[MemoryHistory] | None:
+    """The memory's events, oldest first, as Mem0 lists them; None when no memory with this id exists or existed.
+
+    Stored rows are the UPDATE events (and ADD/DELETE rows written by earlier versions). The ADD event of a live
+    memory is derived: its creation time, and its text before the first UPDATE (or its current text). A deleted
+    memory has exactly one event, its content-free DELETE event, found in the engine's tombstones (GIN index on
+    their ids). Derived events get stable ids (uuid5 of the memory id and the event)."""
+    memory = Memory.objects.filter(id=memory_id).only("id", "text", "categories", "created_at").first()
+    rows = list(MemoryHistory.objects.filter(memory_id=memory_id).order_by("created_at", "id"))
+    if memory is None:
+        deleted = MemoryTombstone.objects.filter(ids__contains=[memory_id]).values_list(
+            "created_at", flat=True
+        )
+        deleted_at = deleted.order_by("created_at").first()
+        if deleted_at is None:
+            return [MemoryHistory(**_content_free(row)) for row in rows] or None
+        return [
+            MemoryHistory(
+                id=uuid.uuid5(_EVENT_NAMESPACE, f"DELETE:{memory_id}"),
+                memory_id=memory_id,
+                event=MemoryHistory.Event.DELETE,
+                categories=[],
+                created_at=deleted_at,
+            )
+        ]
+    if not any(row.event == MemoryHistory.Event.ADD for row in rows):
+        updates = [row for row in rows if row.event == MemoryHistory.Event.UPDATE]
+        added = MemoryHistory(
+            id=uuid.uuid5(_EVENT_NAMESPACE, f"ADD:{memory_id}"),
+            memory_id=memory_id,
+            event=MemoryHistory.Event.ADD,
+            new_memory=updates[0].old_memory if updates else memory.text,
+            categories=updates[0].categories if updates else memory.categories,
+            created_at=memory.created_at,
+        )
+        rows.insert(0, added)
+    return rows
+
+
+def _content_free(row: MemoryHistory) -> dict[str, Any]:
+    """A stored event of a memory that no longer exists, without text (a legacy DELETE row, or a row that
+    slipped in behind the engine: never answered with its text)."""
+    return {
+        "id": row.id,
+        "memory_id": row.memory_id,
+        "event": row.event,
+        "categories": [],
+        "created_at": row.created_at,
+    }
 
 
 def entities_list() -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .ids import uuid7
 from .models import ApiKey, LegalHold, Memory, MemoryHistory, WriteBlock, content_hash
 from .pseudonyms import pseudonym, pseudonymise_scope
 from .scope import scope_q, validate_scope
@@ -77,13 +78,13 @@ def memories_add(
     immutable: bool = False,
     expiration_date: datetime.date | None = None,
 ) -> list[Memory]:
-    """Stores each text as one memory with an ADD history event. Raises MemoryWriteBlocked for a user_id under
-    erasure or suppression. Side effects: Memory and MemoryHistory rows."""
+    """Stores each text as one memory (its ADD history event is derived from the row: selectors.memory_history).
+    Raises MemoryWriteBlocked for a user_id under erasure or suppression. Side effects: Memory rows."""
     _check_write_allowed([user_id] if user_id else [])
     now = timezone.now()
     memories = [
         Memory(
-            id=uuid.uuid4(),
+            id=uuid7(),
             text=text,
             hash=content_hash(text),
             user_id=user_id,
@@ -100,12 +101,6 @@ def memories_add(
         for text in texts
     ]
     Memory.objects.bulk_create(memories)
-    MemoryHistory.objects.bulk_create(
-        MemoryHistory(
-            memory_id=m.id, event=MemoryHistory.Event.ADD, new_memory=m.text, categories=m.categories
-        )
-        for m in memories
-    )
     return memories
 
 
@@ -137,7 +132,7 @@ def memory_update(
         )
         memory.text = text
         memory.hash = content_hash(text)
-        fields += ["text", "hash"]
+        fields += ["text", "hash"]  # has_history: set by the history table's trigger (migration 0004)
     if metadata is not _UNSET:
         memory.metadata = metadata
         fields.append("metadata")

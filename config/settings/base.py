@@ -191,6 +191,9 @@ CELERY_TIMEZONE = "UTC"
 DELETION_BATCH_SIZE = env_int("DELETION_BATCH_SIZE", 5000)
 DELETION_TASK_BUDGET_SECONDS = env_float("DELETION_TASK_BUDGET_SECONDS", 20.0)
 DELETION_STALE_SECONDS = env_float("DELETION_STALE_SECONDS", 60.0)
+# A straggler pass looks at ids generated from this long before the job started on (clock skew between app
+# servers, transactions that were open when it started): memories/engine.py.
+DELETION_STRAGGLER_MARGIN_SECONDS = env_float("DELETION_STRAGGLER_MARGIN_SECONDS", 300.0)
 DELETION_TASK_MAX_RETRIES = env_int("DELETION_TASK_MAX_RETRIES", 8)
 DELETION_SWEEP_SECONDS = env_float("DELETION_SWEEP_SECONDS", 30.0)
 EXPIRY_SWEEP_SECONDS = env_float("EXPIRY_SWEEP_SECONDS", 3600.0)

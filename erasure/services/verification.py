@@ -91,7 +91,7 @@ def _erasure_job_ids(request: ErasureRequest) -> list[Any]:
 
 def _residue(request: ErasureRequest, user_ids: list[str]) -> dict[str, Any]:
     """Counts of what of the subject remains, table by table; every query index-backed (memories by user_id,
-    history by memory_id over the ids the request's jobs recorded, write blocks by user_id_hmac)."""
+    history by memory_id over the ids in the tombstones of the request's jobs, write blocks by user_id_hmac)."""
     scope = engine_scope(request)
     memories = scope_queryset(scope)
     job_scope = Q()
@@ -115,7 +115,13 @@ def _residue(request: ErasureRequest, user_ids: list[str]) -> dict[str, Any]:
     }
 
 
-CHECKED_TABLES = ["memories_memory", "memories_history", "memories_deletionjob", "memories_writeblock"]
+CHECKED_TABLES = [
+    "memories_memory",
+    "memories_history",
+    "memories_tombstone",
+    "memories_deletionjob",
+    "memories_writeblock",
+]
 
 
 def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
@@ -140,13 +146,12 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             result = engine.memories_delete_now(
                 kind=DeletionJob.Kind.ERASURE, scope=engine_scope(request), requested_by=request.reference
             )
-            swept = len(result.deleted_ids)
+            swept = result.job.deleted_count
             ErasureRequest.objects.filter(id=request.id).update(
                 deleted_count=(request.deleted_count or 0) + swept,
                 history_purged_count=(request.history_purged_count or 0) + result.job.history_purged_count,
-                deleted_ids_digest=engine.chain_digest(
-                    request.deleted_ids_digest or "0" * 64, result.deleted_ids
-                ),
+                # over everything the request's jobs deleted, the sweep included
+                deleted_ids_digest=engine.jobs_ids_digest(job_ids=_erasure_job_ids(request)),
             )
             logger.warning(
                 "final sweep removed stragglers", extra={"request": str(request.id), "count": swept}
@@ -188,8 +193,6 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             request.notified_at = timezone.now()
             request.save(update_fields=["notified_at", "updated_at"])
         request = erasure_request_pseudonymise(request=request, actor="worker")
-        # The recorded ids served this check only; nothing links the request to single memories afterwards.
-        engine.deletion_jobs_ids_discard(job_ids=_erasure_job_ids(request))
     logger.info("erasure request verified", extra={"request": str(request.id)})
     return request
 

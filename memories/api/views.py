@@ -230,15 +230,10 @@ class MemoryHistoryView(APIView):
         parsed = _parse_uuid(memory_id)
         if parsed is None:
             return error(errors.INVALID_MEMORY_ID)
-        history = list(selectors.memory_history(memory_id=parsed))
-        exists = selectors.memory_get(memory_id=parsed) is not None
-        if not history and not exists:
+        history = selectors.memory_history(memory_id=parsed)
+        if history is None:
             return error(errors.MEMORY_NOT_FOUND, status.HTTP_404_NOT_FOUND)
-        rows = HistoryOutputSerializer(history, many=True).data
-        if not exists:  # the engine purged the text already; never answer with any that slipped through
-            for row in rows:
-                row["old_memory"] = row["new_memory"] = None
-        return Response(rows)
+        return Response(HistoryOutputSerializer(history, many=True).data)
 
 
 def _checked_filters(serializer: ListInputSerializer | SearchInputSerializer) -> dict[str, Any] | Response:

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from django.db import connection
 
+from memories.ids import uuid7
 from tests.conftest import wait_for
 
 BASE = "/api/v1/erasure-requests/"
@@ -27,25 +28,51 @@ def canary(label: str = "canary") -> str:
 def bulk_memories(
     *, user_id: str, count: int, agent_id: str | None = None, run_id: str | None = None, text: str = "fact"
 ) -> list[uuid.UUID]:
-    """Inserts `count` memories with their ADD history rows (text included, as memories_add writes them) in two
-    set-based statements; returns their ids. Bypasses write blocks: set-up only."""
+    """Inserts `count` memories as memories_add writes them (UUIDv7 ids, no history row: the ADD event is
+    derived) in one set-based statement; returns their ids, ascending. Bypasses write blocks: set-up only."""
+    ids = sorted(uuid7() for _ in range(count))
     with connection.cursor() as cur:
         cur.execute(
             """
-            WITH ins AS (
-                INSERT INTO memories_memory (id, text, hash, user_id, agent_id, app_id, run_id, metadata,
-                                             categories, immutable, created_at, updated_at)
-                SELECT gen_random_uuid(), t, md5(t), %s, %s, NULL, %s, NULL, '{}', false, now(), now()
-                FROM (SELECT %s || ' ' || g AS t FROM generate_series(1, %s) AS g) AS src
-                RETURNING id, text
-            ),
-            hist AS (
-                INSERT INTO memories_history (id, memory_id, event, new_memory, categories, created_at)
-                SELECT gen_random_uuid(), id, 'ADD', text, '{}', now() FROM ins
-            )
-            SELECT id FROM ins
+            INSERT INTO memories_memory (id, text, hash, user_id, agent_id, app_id, run_id, metadata,
+                                         categories, immutable, has_history, created_at, updated_at)
+            SELECT src.id, src.t, md5(src.t), %s, %s, NULL, %s, NULL, '{}', false, false, now(), now()
+            FROM (SELECT i, %s || ' ' || g AS t FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(i, g)) AS src(id, t)
             """,
-            [user_id, agent_id, run_id, text, count],
+            [user_id, agent_id, run_id, text, ids],
+        )
+        assert cur.rowcount == count
+    return ids
+
+
+def history_rows(memory_ids: list[uuid.UUID]) -> int:
+    """How many memories_history rows these memories have."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM memories_history WHERE memory_id = ANY(%s::uuid[])", [memory_ids])
+        return int(cur.fetchone()[0])
+
+
+def tombstone_counts(memory_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """For each of these ids that is in any MemoryTombstone, how many times it appears there (all tombstones of
+    all jobs): 1 for a memory deleted once, nothing for one never deleted."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """SELECT u, count(*) FROM memories_tombstone t, unnest(t.ids) AS u
+               WHERE t.ids && %s::uuid[] AND u = ANY(%s::uuid[]) GROUP BY u""",
+            [memory_ids, memory_ids],
+        )
+        return {memory_id: int(n) for memory_id, n in cur.fetchall()}
+
+
+def request_tombstone_ids(reference: str) -> list[uuid.UUID]:
+    """Every id in the tombstones of an erasure request's jobs (its deletion job and any final sweep), ascending,
+    with repeats kept (a repeat is a memory deleted twice)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """SELECT u FROM memories_tombstone t JOIN memories_deletionjob j ON j.id = t.job_id,
+                      unnest(t.ids) AS u
+               WHERE j.kind = 'erasure' AND j.requested_by = %s ORDER BY u""",
+            [reference],
         )
         return [row[0] for row in cur.fetchall()]
 

@@ -4,10 +4,13 @@ verification: create → verify identity → scope → approve → verified."""
 import pytest
 
 from erasure.models import AuditEntry, ErasureRequest
+from memories.engine import ids_digest
 from memories.models import DeletionJob, Memory, MemoryHistory, WriteBlock
 from memories.pseudonyms import pseudonym
-from memories.services import MemoryWriteBlocked, memories_add
+from memories.selectors import memory_history
+from memories.services import MemoryWriteBlocked, memories_add, memory_update
 from tests.conftest import wait_for
+from tests.e2e.helpers import request_tombstone_ids, tombstone_counts
 
 BASE = "/api/v1/erasure-requests/"
 
@@ -21,6 +24,15 @@ def test_erasure_request_end_to_end_with_a_real_worker(staff_api, start_worker):
     subject += memories_add(texts=["alias fact"], user_id="e2e-subj-alias", run_id="run-1")
     held = memories_add(texts=["under hold"], user_id="e2e-subj", agent_id="legal")
     others = memories_add(texts=["not the subject"] * 5, user_id="e2e-other", agent_id="bot")
+    # edits: 4 UPDATE rows on memories the erasure deletes, 1 on the held memory (kept with it)
+    for memory, text in [
+        (subject[0], "subject fact 0, corrected"),
+        (subject[0], "subject fact 0, corrected again"),
+        (subject[57], "subject fact 57, corrected"),
+        (subject[120], "alias fact, corrected"),
+        (held[0], "under hold, amended"),
+    ]:
+        memory_update(memory=memory, text=text)
     response = staff_api.post(
         "/api/v1/legal-holds/",
         {"scope": {"user_id": "e2e-subj", "agent_id": "legal"}, "reason": "art17_3_e"},
@@ -61,7 +73,9 @@ def test_erasure_request_end_to_end_with_a_real_worker(staff_api, start_worker):
     assert detail["state"] == "verified", detail
     counts = detail["counts"]
     assert counts["deleted_count"] == 121 and counts["held_count"] == 1
-    assert counts["history_purged_count"] == 121 and len(counts["deleted_ids_digest"]) == 64
+    deleted_ids = sorted(m.id for m in subject)
+    assert counts["history_purged_count"] == 4  # the history rows deleted: the UPDATE events
+    assert counts["deleted_ids_digest"] == ids_digest(deleted_ids)
     assert detail["verification"]["memories_remaining"] == 0
     assert detail["verification"]["history_text_remaining"] == 0
     assert detail["verification"]["memories_held"] == 1
@@ -71,10 +85,25 @@ def test_erasure_request_end_to_end_with_a_real_worker(staff_api, start_worker):
     # nothing of the subject remains but the held memory; other subjects untouched
     assert list(Memory.objects.filter(user_id__in=["e2e-subj", "e2e-subj-alias"])) == held
     assert Memory.objects.filter(user_id="e2e-other").count() == len(others)
-    deleted_ids = [m.id for m in subject]
-    assert not MemoryHistory.objects.filter(memory_id__in=deleted_ids, new_memory__isnull=False).exists()
-    assert not MemoryHistory.objects.filter(memory_id__in=deleted_ids, old_memory__isnull=False).exists()
-    assert MemoryHistory.objects.filter(memory_id__in=deleted_ids, event="DELETE").count() == 121
+    # the deleted memories' history rows are gone; each has exactly one content-free DELETE event (tombstone)
+    assert not MemoryHistory.objects.filter(memory_id__in=deleted_ids).exists()
+    assert request_tombstone_ids(detail["reference"]) == deleted_ids
+    assert tombstone_counts(deleted_ids) == dict.fromkeys(deleted_ids, 1)
+    for memory_id in deleted_ids:
+        events = memory_history(memory_id=memory_id)
+        assert events is not None and len(events) == 1, (memory_id, events)
+        assert (events[0].event, events[0].old_memory, events[0].new_memory) == ("DELETE", None, None)
+    for memory in (subject[0], subject[57], subject[1]):
+        response = staff_api.get(f"/v1/memories/{memory.id}/history/")
+        assert response.status_code == 200, response.content
+        [event] = response.json()
+        assert (event["event"], event["old_memory"], event["new_memory"]) == ("DELETE", None, None)
+    # the held memory keeps its history, text included
+    assert [(e.event, e.new_memory) for e in memory_history(memory_id=held[0].id) or []] == [
+        ("ADD", "under hold"),
+        ("UPDATE", "under hold, amended"),
+    ]
+    assert tombstone_counts([held[0].id, *[m.id for m in others]]) == {}
     assert DeletionJob.objects.get(id=detail["deletion_job"]).scope is None
     # suppression: new memories for the user_id are refused; only keyed hashes are kept
     with pytest.raises(MemoryWriteBlocked):

@@ -19,18 +19,29 @@ from rest_framework.test import APIClient
 from config.celery import app as celery_app
 from erasure.models import ErasureRequest
 from erasure.services import legal_hold_create
-from memories.engine import chain_digest
-from memories.models import DeletionJob, Memory, MemoryHistory
-from memories.services import MemoryWriteBlocked, memories_add
+from memories.engine import ids_digest
+from memories.models import DeletionJob, Memory
+from memories.selectors import memory_history
+from memories.services import MemoryWriteBlocked, memories_add, memory_update
 from tests.conftest import wait_for
-from tests.e2e.helpers import RedisServer, bulk_memories, request_through_api, sleep_until, wait_closed
+from tests.e2e.helpers import (
+    RedisServer,
+    bulk_memories,
+    history_rows,
+    request_through_api,
+    request_tombstone_ids,
+    sleep_until,
+    tombstone_counts,
+    wait_closed,
+)
 
-ZERO = "0" * 64
 RESCUE_ENV = {"DELETION_STALE_SECONDS": "2", "DELETION_SWEEP_SECONDS": "1"}
 
 
 class Subject:
-    """A subject with `count` memories (bulk-inserted), `held` of them under a legal hold, and a bystander."""
+    """A subject with `count` memories (bulk-inserted as memories_add writes them), some of them edited (UPDATE
+    history rows, which the erasure must purge), `held` of them under a legal hold (each edited once: its history
+    stays), and a bystander."""
 
     def __init__(self, name: str, count: int, held: int = 3):
         self.user_id = f"{name}-{uuid.uuid4().hex[:8]}"
@@ -38,36 +49,56 @@ class Subject:
         self.held_ids = [
             m.id for m in memories_add(texts=["keep"] * held, user_id=self.user_id, agent_id="legal")
         ]
+        # 12 edited memories spread over the keyspace (so the purge falls into many batches, before and after a
+        # fault), the first 4 of them twice: 16 UPDATE rows
+        self.updated_ids = self.ids[:: max(1, count // 12)][:12]
+        for i, memory_id in enumerate(self.updated_ids):
+            for version in range(2 if i < 4 else 1):
+                memory_update(memory=Memory(id=memory_id), text=f"edited {version} {memory_id}")
+        for memory_id in self.held_ids:
+            memory_update(memory=Memory(id=memory_id), text="keep, amended")
+        self.update_rows = history_rows(self.ids)
+        assert self.update_rows == len(self.updated_ids) + min(4, len(self.updated_ids)) > 0
         if held:
             legal_hold_create(
                 scope={"user_id": self.user_id, "agent_id": "legal"}, reason="art17_3_e", actor="test"
             )
         self.bystander_ids = bulk_memories(user_id=f"bystander-{self.user_id}", count=30)
 
-    def assert_erased(
-        self, detail: dict[str, Any], *, extra_deleted: int = 0, single_job: bool = True
-    ) -> None:
+    def assert_erased(self, detail: dict[str, Any], *, single_job: bool = True) -> None:
         """Exact outcome: verified, counts equal to what was scoped, nothing of the subject left but the held."""
         assert detail["state"] == "verified", detail
         counts = detail["counts"]
         assert counts["scoped_total"] == len(self.ids) + len(self.held_ids)
         assert counts["scoped_held"] == len(self.held_ids)
         if single_job:
-            assert counts["deleted_count"] == len(self.ids) + extra_deleted
+            assert counts["deleted_count"] == len(self.ids)
             assert counts["held_count"] == len(self.held_ids)
-            assert counts["history_purged_count"] == len(self.ids) + extra_deleted
+            # one per history row deleted: the UPDATE events of the edited memories
+            assert counts["history_purged_count"] == self.update_rows
+            # the digest of a resumed job equals that of one uninterrupted pass over the sorted ids
+            assert counts["deleted_ids_digest"] == ids_digest(sorted(self.ids))
+        # whatever the jobs: the request's digest covers exactly the ids its jobs' tombstones hold, each once
+        mine = request_tombstone_ids(detail["reference"])
+        assert len(mine) == len(set(mine)) == counts["deleted_count"]
+        assert counts["deleted_ids_digest"] == ids_digest(mine)
         assert detail["verification"]["memories_remaining"] == 0
         assert detail["verification"]["history_text_remaining"] == 0
         remaining = set(Memory.objects.filter(user_id=self.user_id).values_list("id", flat=True))
         assert remaining == set(self.held_ids)
         assert Memory.objects.filter(id__in=self.bystander_ids).count() == len(self.bystander_ids)
+        # no history row left for a deleted memory; the held ones keep theirs
+        assert history_rows(self.ids) == 0
+        assert history_rows(self.held_ids) == len(self.held_ids)
         # exactly one content-free DELETE event per deleted memory: nothing deleted twice, nothing missed
-        events = MemoryHistory.objects.filter(memory_id__in=self.ids)
-        assert events.filter(event="DELETE").count() == len(self.ids)
-        assert events.exclude(event="DELETE").count() == 0
-        if single_job and not extra_deleted:
-            # the digest of a resumed job equals that of one uninterrupted pass over the sorted ids
-            assert counts["deleted_ids_digest"] == chain_digest(ZERO, sorted(self.ids))
+        assert tombstone_counts(self.ids) == dict.fromkeys(self.ids, 1)
+        assert tombstone_counts(self.held_ids + self.bystander_ids) == {}
+        for memory_id in [*self.updated_ids, self.ids[1], self.ids[-1]]:
+            events = memory_history(memory_id=memory_id)
+            assert events is not None and len(events) == 1, (memory_id, events)
+            assert (events[0].event, events[0].old_memory, events[0].new_memory) == ("DELETE", None, None)
+        for memory_id in self.held_ids:
+            assert [e.event for e in memory_history(memory_id=memory_id) or []] == ["ADD", "UPDATE"]
 
 
 def _job_id(staff_api: APIClient, url: str) -> str:
@@ -231,7 +262,10 @@ def test_two_concurrent_requests_for_one_subject_both_finish_consistently(staff_
     assert a["counts"]["deleted_count"] > 0 and b["counts"]["deleted_count"] > 0  # both jobs really ran
     assert a["counts"]["deleted_count"] + b["counts"]["deleted_count"] == len(subject.ids)
     assert a["counts"]["held_count"] == b["counts"]["held_count"] == len(subject.held_ids)
-    assert a["counts"]["history_purged_count"] + b["counts"]["history_purged_count"] == len(subject.ids)
+    assert a["counts"]["history_purged_count"] + b["counts"]["history_purged_count"] == subject.update_rows
+    # each request's digest covers the ids its own jobs deleted; together they are the subject's, none twice
+    ids_a, ids_b = request_tombstone_ids(a["reference"]), request_tombstone_ids(b["reference"])
+    assert not set(ids_a) & set(ids_b) and sorted(ids_a + ids_b) == sorted(subject.ids)
 
 
 class AgentWriter(threading.Thread):
@@ -311,7 +345,13 @@ def test_an_agent_writing_during_the_erasure_leaves_nothing_behind(staff_api, st
     assert detail["state"] == "verified", detail
     assert detail["counts"]["deleted_count"] == len(subject.ids) + written
     assert detail["counts"]["held_count"] == len(subject.held_ids)
+    assert detail["counts"]["history_purged_count"] == subject.update_rows  # the agent only added
     assert detail["verification"]["memories_remaining"] == 0
+    # every memory deleted exactly once (the agent's included), and the digest covers them all
+    mine = request_tombstone_ids(detail["reference"])
+    assert len(mine) == len(set(mine)) == len(subject.ids) + written and set(subject.ids) <= set(mine)
+    assert detail["counts"]["deleted_ids_digest"] == ids_digest(mine)
+    assert tombstone_counts(mine) == dict.fromkeys(mine, 1) and history_rows(mine) == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -322,8 +362,13 @@ def test_two_deliveries_of_the_verification_at_once_count_the_stragglers_once():
     from erasure.services import IllegalTransition, erasure_request_verify
     from tests.erasure.lifecycle_factories import make_request
 
-    request = make_request(state=State.DELETED, user_ids=["twice-verified"], deleted_count=10)
-    memories_add(texts=[f"straggler {i}" for i in range(40)], user_id="twice-verified")
+    request = make_request(
+        state=State.DELETED, user_ids=["twice-verified"], deleted_count=10, history_purged_count=3
+    )
+    stragglers = memories_add(texts=[f"straggler {i}" for i in range(40)], user_id="twice-verified")
+    for memory in stragglers[:5]:  # five of them edited: five UPDATE rows to purge
+        memory_update(memory=memory, text=f"{memory.text}, edited")
+    straggler_ids = sorted(m.id for m in stragglers)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -349,4 +394,8 @@ def test_two_deliveries_of_the_verification_at_once_count_the_stragglers_once():
     request.refresh_from_db()
     assert request.state == "verified" and request.deleted_count == 50
     assert request.verification["final_sweep_deleted"] == 40
+    assert request.history_purged_count == 3 + 5
     assert not Memory.objects.filter(user_id="twice-verified").exists()
+    assert tombstone_counts(straggler_ids) == dict.fromkeys(straggler_ids, 1)
+    assert history_rows(straggler_ids) == 0
+    assert request.deleted_ids_digest == ids_digest(straggler_ids)  # the request's only job is the sweep

@@ -24,9 +24,10 @@ from django.db import connection
 from django.urls import Resolver404, resolve
 
 from config.celery import app as celery_app
-from memories.models import DeletionJob, Memory
-from memories.services import memories_add
-from tests.e2e.helpers import canary, request_through_api, wait_closed
+from memories.engine import ids_digest
+from memories.models import DeletionJob, Memory, MemoryTombstone
+from memories.services import memories_add, memory_update
+from tests.e2e.helpers import canary, request_through_api, request_tombstone_ids, wait_closed
 
 RUN = os.environ["ERASURE_TEST_RUN"]
 TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb", "ARRAY", "tsvector", "bytea")
@@ -41,9 +42,10 @@ def _token(value: str) -> str:
     return value.rsplit("-", 1)[-1].split("@")[0].lower()
 
 
-def scan_database(canaries: dict[str, str]) -> list[str]:
+def scan_database(canaries: dict[str, str]) -> tuple[list[str], list[str]]:
     """Every text-like column (text, varchar, char, json, jsonb, arrays, tsvector, bytea) of every base table of
-    every non-system schema, cast to text and searched for each canary. Returns 'label: schema.table.column'."""
+    every non-system schema, cast to text and searched for each canary. Returns the hits ('label: table
+    schema.table column column') and the columns scanned ('schema.table.column')."""
     tokens = {_token(v): label for label, v in canaries.items()}
     hits: list[str] = []
     with connection.cursor() as cur:
@@ -71,7 +73,7 @@ def scan_database(canaries: dict[str, str]) -> list[str]:
                 [list(tokens)],
             )
             hits += [f"{tokens[tok]}: table {schema}.{table} column {column}" for (tok,) in cur.fetchall()]
-    return hits
+    return hits, [f"{schema}.{table}.{column}" for schema, table, column, _type in columns]
 
 
 def _expand(raw: bytes) -> str:
@@ -183,13 +185,16 @@ def test_no_canary_of_the_subject_survives_a_verified_erasure(staff_api, api, st
         metadata={"city": c["metadata"], "n": 1},
         categories=[c["category"]],
     )
-    memories_add(texts=[f"alias says {c['text_0']}"], user_id=c["user_id_alias"], agent_id=c["agent_id"])
-    # an edit: its UPDATE history row holds the old and the new text
-    from memories.services import memory_update
-
+    [alias] = memories_add(
+        texts=[f"alias says {c['text_0']}"], user_id=c["user_id_alias"], agent_id=c["agent_id"]
+    )
+    # edits: their UPDATE history rows hold the old and the new text (two rows for the erasure to purge)
     memory_update(memory=subject[0], text=f"I moved to {c['updated_text']}")
+    memory_update(memory=alias, text=f"alias now says {c['updated_text']}")
     via_http = _add_through_memory_api(api, c)
-    memories_add(texts=[f"bystander {controls['control_db']}"], user_id="bystander")
+    # the database control: in a memory's text (and search vector) and, through an edit, in a history row
+    [bystander] = memories_add(texts=["bystander, not yet edited"], user_id="bystander")
+    memory_update(memory=bystander, text=f"bystander {controls['control_db']}")
 
     # when: the full erasure through the Erasure API, with a real worker
     url, scoped = request_through_api(
@@ -199,6 +204,14 @@ def test_no_canary_of_the_subject_survives_a_verified_erasure(staff_api, api, st
     detail = wait_closed(staff_api, url, timeout=90)
     assert detail["state"] == "verified", detail
     assert detail["counts"]["deleted_count"] == 6 + via_http
+    assert detail["counts"]["history_purged_count"] == 2
+    # the DELETE events: the request's tombstones (several batches of 2) hold each deleted id once, and the
+    # digest covers exactly them; the scan below reads these rows too
+    tombstone_ids = request_tombstone_ids(detail["reference"])
+    assert len(tombstone_ids) == len(set(tombstone_ids)) == 6 + via_http
+    assert {m.id for m in [*subject, alias]} <= set(tombstone_ids)
+    assert detail["counts"]["deleted_ids_digest"] == ids_digest(tombstone_ids)
+    assert MemoryTombstone.objects.filter(ids__overlap=tombstone_ids).count() >= 3
     worker.stop()  # flushes and closes its log; no task is left to run
 
     # positive controls: what each scan must find
@@ -207,7 +220,16 @@ def test_no_canary_of_the_subject_survives_a_verified_erasure(staff_api, api, st
 
     # then: the subject's canaries are nowhere; each control is found exactly where it was planted
     everything = {**c, **controls}
-    db_hits = scan_database(everything)
+    db_hits, db_columns = scan_database(everything)
+    # the tables that held or hold the subject's data are all read: memories, their history, the tombstones
+    # (uuids only), the jobs
+    assert {
+        "public.memories_memory.text",
+        "public.memories_history.old_memory",
+        "public.memories_history.new_memory",
+        "public.memories_tombstone.ids",
+        "public.memories_deletionjob.scope",
+    } <= set(db_columns)
     redis_hits, redis_keys = scan_redis(everything, settings.CELERY_BROKER_URL)
     worker_hits = scan_text(everything, worker.log(), f"worker log {worker.log_path}")
     log_hits = scan_text(everything, caplog_text(caplog.records), "caplog of the test process")

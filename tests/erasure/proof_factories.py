@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from erasure.models import ErasureRequest
-from memories.engine import chain_digest
+from memories.engine import ids_digest
 from memories.pseudonyms import pseudonym
 
 CANARY_USER = "canary-user-5e1f9a"
@@ -50,7 +50,7 @@ def make_request(*, state: str = "verified", received_at: Any = None, **fields: 
             deleted_count=5,
             held_count=1,
             history_purged_count=9,
-            deleted_ids_digest=chain_digest("0" * 64, deleted_ids),
+            deleted_ids_digest=ids_digest(deleted_ids),
         )
     if state == "verified":
         values.update(

@@ -56,7 +56,7 @@ def test_certificate_states_the_facts_of_a_verified_request(db):
         "held": 1,
         "history_rows_purged": 9,
     }
-    assert cert["deleted_ids_digest"]["sha256_chain"] == request.deleted_ids_digest
+    assert cert["deleted_ids_digest"]["sha256"] == request.deleted_ids_digest
     assert "ascending" in cert["deleted_ids_digest"]["algorithm"]
     assert cert["timestamps"]["verified_at"] == request.verified_at.isoformat()
     assert cert["timestamps"]["received_at"] == request.received_at.isoformat()

@@ -18,9 +18,10 @@ from erasure.services import (
     erasure_request_verify_identity,
 )
 from memories import engine
-from memories.models import DeletionJob
+from memories.models import DeletionJob, MemoryHistory, MemoryTombstone
 from memories.pseudonyms import pseudonym
-from memories.services import legal_hold_place, memories_add
+from memories.selectors import memory_history
+from memories.services import legal_hold_place, memories_add, memory_update
 
 SUBJECT = "flow-canary-subject-4411"
 EMAIL = "flow.canary.4411@example.test"
@@ -33,9 +34,18 @@ def count_rows_with(table: str, needle: str) -> int:
 
 
 def test_certificate_after_a_real_erasure(db, django_capture_on_commit_callbacks, staff_api):
-    # given: the subject's memories (one held) and a request worked through the lifecycle services
-    memories_add(texts=[f"fact {i}" for i in range(7)], user_id=SUBJECT, agent_id="bot-flow")
-    memories_add(texts=["contract"], user_id=SUBJECT, agent_id="legal")
+    # given: the subject's memories (one held; some edited: 4 UPDATE events on deletable memories, 1 on the held
+    # one) and a request worked through the lifecycle services
+    facts = memories_add(texts=[f"fact {i}" for i in range(7)], user_id=SUBJECT, agent_id="bot-flow")
+    [contract] = memories_add(texts=["contract"], user_id=SUBJECT, agent_id="legal")
+    for memory, text in [
+        (facts[0], "fact 0b"),
+        (facts[0], "fact 0c"),
+        (facts[3], "fact 3b"),
+        (facts[6], "f6"),
+    ]:
+        memory_update(memory=memory, text=text)
+    memory_update(memory=contract, text="contract, amended")
     legal_hold_place(
         scope={"user_id": SUBJECT, "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t"
     )
@@ -64,9 +74,20 @@ def test_certificate_after_a_real_erasure(db, django_capture_on_commit_callbacks
         "scoped_held": 1,
         "deleted": 7,
         "held": 1,
-        "history_rows_purged": 7,
+        "history_rows_purged": 4,
     }
-    assert cert["deleted_ids_digest"]["sha256_chain"] == job.digest == request.deleted_ids_digest
+    deleted = sorted(m.id for m in facts)
+    assert cert["deleted_ids_digest"]["sha256"] == job.digest == request.deleted_ids_digest
+    assert request.deleted_ids_digest == engine.ids_digest(deleted)
+    # the deleted memories: no history row left, exactly one content-free DELETE event each (the tombstone)
+    assert not MemoryHistory.objects.filter(memory_id__in=deleted).exists()
+    assert [t.ids for t in MemoryTombstone.objects.filter(job_id=job.id)] == [deleted]
+    for memory_id in deleted:
+        assert [(e.event, e.old_memory, e.new_memory) for e in memory_history(memory_id=memory_id)] == [
+            ("DELETE", None, None)
+        ]
+    # the held memory keeps its history
+    assert [e.event for e in memory_history(memory_id=contract.id)] == ["ADD", "UPDATE"]
     assert cert["subject_pseudonyms"]["user_ids"] == [pseudonym(SUBJECT)]
     assert cert["regulation"]["code"] == "ccpa"
     assert all(

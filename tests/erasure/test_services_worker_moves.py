@@ -12,9 +12,11 @@ from erasure.services import (
     erasure_request_verify,
 )
 from memories import engine
-from memories.models import DeletedIds, DeletionJob, Memory, MemoryHistory, WriteBlock
+from memories.engine import ids_digest
+from memories.models import DeletionJob, Memory, MemoryHistory, MemoryTombstone, WriteBlock
 from memories.pseudonyms import pseudonym
-from memories.services import MemoryWriteBlocked, legal_hold_place, memories_add
+from memories.selectors import memory_history
+from memories.services import MemoryWriteBlocked, legal_hold_place, memories_add, memory_update
 from tests.erasure.lifecycle_factories import make_request
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +33,13 @@ def _run_job(request: ErasureRequest) -> None:
 
 
 def test_finished_job_moves_the_request_to_deleted_with_the_jobs_counts(django_capture_on_commit_callbacks):
-    # given
-    memories_add(texts=["s1", "s2", "s3"], user_id="subj", agent_id="bot")
-    memories_add(texts=["kept"], user_id="subj", agent_id="legal")
+    # given: three memories, two of them edited (three UPDATE events between them), and an edited held one
+    s1, s2, s3 = memories_add(texts=["s1", "s2", "s3"], user_id="subj", agent_id="bot")
+    [kept] = memories_add(texts=["kept"], user_id="subj", agent_id="legal")
+    memory_update(memory=s1, text="s1 v2")
+    memory_update(memory=s1, text="s1 v3")
+    memory_update(memory=s2, text="s2 v2")
+    memory_update(memory=kept, text="kept v2")
     legal_hold_place(
         scope={"user_id": "subj", "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t"
     )
@@ -44,9 +50,27 @@ def test_finished_job_moves_the_request_to_deleted_with_the_jobs_counts(django_c
     # then
     request.refresh_from_db()
     job = DeletionJob.objects.get(id=request.deletion_job_id)
+    deleted = sorted([s1.id, s2.id, s3.id])
     assert request.state == State.DELETED and request.deleted_at is not None
     assert (request.deleted_count, request.held_count) == (3, 1)
-    assert request.history_purged_count == 3 and request.deleted_ids_digest == job.digest
+    # the purge counts the history rows deleted: the three UPDATE events (s3 had none; kept's stays)
+    assert request.history_purged_count == job.history_purged_count == 3
+    assert request.deleted_ids_digest == job.digest == ids_digest(deleted)
+    assert not MemoryHistory.objects.filter(memory_id__in=deleted).exists()
+    assert list(MemoryHistory.objects.filter(memory_id=kept.id).values_list("event", "new_memory")) == [
+        ("UPDATE", "kept v2")
+    ]
+    # exactly one content-free DELETE event per deleted memory, from the job's one tombstone
+    [tombstone] = MemoryTombstone.objects.filter(job_id=job.id)
+    assert tombstone.ids == deleted
+    for memory_id in deleted:
+        [event] = memory_history(memory_id=memory_id)
+        assert (event.event, event.old_memory, event.new_memory, event.categories) == (
+            "DELETE",
+            None,
+            None,
+            [],
+        )
     assert len(callbacks) == 1  # the verify task, sent once the job's transaction commits
     assert AuditEntry.objects.filter(request=request, action="request.deleted").count() == 1
 
@@ -95,17 +119,21 @@ def test_verify_without_suppression_lets_the_user_id_be_used_again():
 
 
 def test_verify_sweeps_a_straggler_written_past_the_block():
-    # given: the job finished, then an agent wrote straight into the table (bypassing the write block)
-    memories_add(texts=["s1"], user_id="subj")
+    # given: the job finished, then an agent wrote straight into the table (bypassing the write block), with a
+    # history row as an older app server writes it
+    [s1] = memories_add(texts=["s1"], user_id="subj")
     request = _approved(["subj"])
     _run_job(request)
     straggler = Memory.objects.create(text="sneaky", hash="x", user_id="subj")
     MemoryHistory.objects.create(memory_id=straggler.id, event="ADD", new_memory="sneaky")
     # when
     request = erasure_request_verify(request_id=request.id)
-    # then
+    # then: the sweep's figures are added to the job's; the digest covers both jobs' ids
     assert request.state == State.VERIFIED
     assert request.verification["final_sweep_deleted"] == 1 and request.deleted_count == 2
+    assert request.history_purged_count == 1  # the straggler's row; s1 was never updated
+    assert request.deleted_ids_digest == ids_digest([s1.id, straggler.id])
+    assert [event.event for event in memory_history(memory_id=straggler.id)] == ["DELETE"]
     assert not Memory.objects.filter(user_id="subj").exists()
     assert not MemoryHistory.objects.filter(memory_id=straggler.id, new_memory__isnull=False).exists()
 
@@ -116,7 +144,7 @@ def test_verify_finds_history_text_written_for_a_deleted_memory_and_refuses():
     memories_add(texts=["other history"], user_id="other")
     request = _approved(["subj"])
     _run_job(request)
-    assert DeletedIds.objects.filter(job_id=request.deletion_job_id).exists()
+    assert MemoryTombstone.objects.filter(job_id=request.deletion_job_id, ids__contains=[memory.id]).exists()
     MemoryHistory.objects.create(memory_id=memory.id, event="UPDATE", old_memory="s1", new_memory="s1 again")
     # when / then
     with pytest.raises(VerificationIncomplete):
@@ -125,14 +153,14 @@ def test_verify_finds_history_text_written_for_a_deleted_memory_and_refuses():
     assert request.state == State.DELETED and request.subject_user_ids == ["subj"]
 
 
-def test_verify_discards_the_recorded_deleted_ids():
-    memories_add(texts=["s1", "s2"], user_id="subj")
+def test_the_jobs_tombstones_hold_the_deleted_ids_and_the_digest_covers_them():
+    mine = memories_add(texts=["s1", "s2"], user_id="subj")
     request = _approved(["subj"])
     _run_job(request)
-    [batch] = DeletedIds.objects.filter(job_id=request.deletion_job_id)
-    assert len(bytes(batch.ids)) == 2 * 16
-    erasure_request_verify(request_id=request.id)
-    assert not DeletedIds.objects.exists()
+    [batch] = MemoryTombstone.objects.filter(job_id=request.deletion_job_id)
+    assert batch.ids == sorted(m.id for m in mine)
+    request = erasure_request_verify(request_id=request.id)
+    assert request.deleted_ids_digest == ids_digest([m.id for m in mine])
 
 
 def test_verify_refuses_a_request_that_is_not_deleted():

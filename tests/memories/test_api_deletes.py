@@ -9,8 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from memories.engine import deletion_job_run
-from memories.models import DeletionJob, Memory, MemoryHistory
-from memories.services import legal_hold_place, memories_add, write_block_place
+from memories.models import DeletionJob, Memory, MemoryHistory, MemoryTombstone
+from memories.services import legal_hold_place, memories_add, memory_update, write_block_place
+from tests.memories.deletion_checks import assert_deleted_exactly
 
 
 def ids(memories):
@@ -78,8 +79,10 @@ def test_event_answers_400_for_a_bad_id_and_404_for_an_unknown_one(api):
 
 def test_batch_delete_reports_each_id_and_never_fails_on_unknown_ones(api):
     # given
-    gone = memories_add(texts=["x1", "x2"], user_id="alice")
+    gone = memories_add(texts=["x1", "x2", "x3"], user_id="alice")
+    memory_update(memory=gone[1], text="x2 changed")  # one with an UPDATE row, two without history
     held = memories_add(texts=["evidence"], user_id="alice")
+    memory_update(memory=held[0], text="evidence v2")
     legal_hold_place(scope={"memory_ids": ids(held)}, reason="art17_3_e", note="", placed_by="t")
     unknown = str(uuid.uuid4())
     payload = [*ids(gone), ids(held)[0], unknown, "not-a-uuid"]
@@ -90,21 +93,25 @@ def test_batch_delete_reports_each_id_and_never_fails_on_unknown_ones(api):
     # then
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["message"] == "Successfully deleted 2 memories"
+    assert body["message"] == "Successfully deleted 3 memories"
     assert {r["memory_id"]: r["status"] for r in body["results"]} == {
         ids(gone)[0]: "deleted",
         ids(gone)[1]: "deleted",
+        ids(gone)[2]: "deleted",
         ids(held)[0]: "held",
         unknown: "not_found",
         "not-a-uuid": "invalid_id",
     }
-    assert (body["deleted"], body["held"], body["not_found"], body["invalid_id"]) == (2, 1, 1, 1)
+    assert (body["deleted"], body["held"], body["not_found"], body["invalid_id"]) == (3, 1, 1, 1)
     assert list(Memory.objects.values_list("id", flat=True)) == [held[0].id]
     job = DeletionJob.objects.get(kind="batch")
-    assert job.deleted_count == 2 and job.held_count == 1
-    assert (
-        not MemoryHistory.objects.filter(memory_id__in=[m.id for m in gone]).exclude(event="DELETE").exists()
-    )
+    (tombstone,) = assert_deleted_exactly(job, [m.id for m in gone], history_purged=1, held=1)
+    for memory in gone:
+        events = api.get(f"/v1/memories/{memory.id}/history/").json()
+        assert [(e["event"], e["old_memory"], e["new_memory"]) for e in events] == [("DELETE", None, None)]
+    # the held memory keeps its history, text included
+    assert list(MemoryHistory.objects.values_list("memory_id", "new_memory")) == [(held[0].id, "evidence v2")]
+    assert not MemoryTombstone.objects.filter(ids__contains=[held[0].id]).exists()
 
 
 def test_batch_delete_of_only_unknown_ids_runs_no_job(api):

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from memories.models import DeletionJob, Memory, MemoryHistory
 from memories.services import legal_hold_place, memories_add
+from tests.memories.deletion_checks import assert_deleted_exactly, history_rows
 
 
 def add(api, texts, **extra):
@@ -87,7 +88,13 @@ def test_add_stores_each_message_as_one_memory_with_history(api):
     assert [r["memory"] for r in results] == ["I like tea", "I live in Lyon"]
     stored = Memory.objects.get(id=results[0]["id"])
     assert (stored.user_id, stored.agent_id, stored.metadata) == ("alice", "helper", {"topic": "profile"})
-    assert MemoryHistory.objects.filter(memory_id=stored.id, event="ADD", new_memory="I like tea").exists()
+    assert all(uuid.UUID(r["id"]).version == 7 for r in results)  # time-ordered ids (memories/ids.py)
+    # adding writes no history row: the ADD event is derived from the memory itself
+    assert not MemoryHistory.objects.exists() and not stored.has_history
+    for result in results:
+        (event,) = api.get(f"/v1/memories/{result['id']}/history/").json()
+        assert (event["memory_id"], event["event"]) == (result["id"], "ADD")
+        assert (event["old_memory"], event["new_memory"]) == (None, result["memory"])
 
 
 def test_legacy_v1_add_and_entity_inside_filters_are_accepted(api):
@@ -207,13 +214,16 @@ def test_update_of_an_immutable_memory_is_refused(api):
 def test_delete_goes_through_the_engine_and_purges_history_text(api):
     (result,) = add(api, ["secret thing"], user_id="alice")
     api.put(f"/v1/memories/{result['id']}/", {"text": "secret thing 2"}, format="json")
+    api.put(f"/v1/memories/{result['id']}/", {"text": "secret thing 3"}, format="json")
+    assert history_rows([result["id"]]) == 2
 
     response = api.delete(f"/v1/memories/{result['id']}/")
 
     assert response.status_code == 200 and response.json() == {"message": "Memory deleted successfully!"}
-    assert not Memory.objects.filter(id=result["id"]).exists()
     job = DeletionJob.objects.get(kind="single")
-    assert job.status == "SUCCEEDED" and job.deleted_count == 1 and job.scope is None
+    (tombstone,) = assert_deleted_exactly(job, [uuid.UUID(result["id"])], history_purged=2)
+    assert job.scope is None and tombstone.ids == [uuid.UUID(result["id"])]
+    assert not MemoryHistory.objects.exists()
     history = api.get(f"/v1/memories/{result['id']}/history/")
     assert history.status_code == 200
     assert [(e["event"], e["old_memory"], e["new_memory"]) for e in history.json()] == [

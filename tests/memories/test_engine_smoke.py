@@ -2,36 +2,53 @@
 
 import uuid
 
-from memories.engine import chain_digest, deletion_job_create, deletion_job_run
+from memories.engine import deletion_job_create, deletion_job_run
 from memories.models import DeletionJob, Memory, MemoryHistory
-from memories.services import legal_hold_place, memories_add
+from memories.selectors import memory_history
+from memories.services import legal_hold_place, memories_add, memory_update
+from tests.memories.deletion_checks import assert_deleted_exactly, history_rows
 
 
 def test_engine_deletes_scope_purges_history_and_skips_held(db):
-    # given
+    # given: 25 memories of alice, 7 of them updated (one twice: 8 UPDATE rows), the others without any history
+    # row; a held memory of alice with an UPDATE row; bob's memory with an UPDATE row
     mine = memories_add(texts=[f"alice fact {i}" for i in range(25)], user_id="alice")
+    for memory in mine[::4]:
+        memory_update(memory=memory, text=f"alice fact changed {memory.id}")
+    memory_update(memory=mine[0], text="alice fact changed twice")
     other = memories_add(texts=["bob fact"], user_id="bob")
+    memory_update(memory=other[0], text="bob fact 2")
     held = memories_add(texts=["alice contract"], user_id="alice", agent_id="legal")
+    memory_update(memory=held[0], text="alice contract v2")
     legal_hold_place(
         scope={"user_id": "alice", "agent_id": "legal"}, reason="art17_3_e", note="", placed_by="t"
     )
+    assert history_rows(m.id for m in mine) == 8
+    assert Memory.objects.filter(id__in=[m.id for m in mine], has_history=True).count() == 7
 
     # when
     job = deletion_job_create(kind="filter", scope={"user_id": "alice"}, requested_by="test", enqueue=False)
     result = deletion_job_run(job_id=job.id, batch_size=7, budget_seconds=60)
 
-    # then
-    job.refresh_from_db()
-    assert result.finished and job.status == DeletionJob.Status.SUCCEEDED
-    assert job.deleted_count == 25 and job.held_count == 1 and job.history_purged_count == 25
-    assert Memory.objects.filter(user_id="alice").count() == 1
-    assert Memory.objects.filter(id=other[0].id).exists() and Memory.objects.filter(id=held[0].id).exists()
+    # then: the 25 are gone with their history, each with one DELETE event in a tombstone
+    assert result.finished
     deleted_ids = sorted(m.id for m in mine)
-    events = MemoryHistory.objects.filter(memory_id__in=deleted_ids)
-    assert set(events.values_list("event", flat=True)) == {"DELETE"}
-    assert not events.exclude(old_memory=None).exists() and not events.exclude(new_memory=None).exists()
-    assert job.digest == chain_digest("0" * 64, deleted_ids)
+    tombstones = assert_deleted_exactly(job, deleted_ids, history_purged=8, held=1)
+    assert len(tombstones) == 4  # 26 rows of alice in batches of 7, the held one skipped
+    # the held memory and bob's memory keep their memory row and their UPDATE history, text included
+    assert Memory.objects.filter(user_id="alice").get().id == held[0].id
+    assert Memory.objects.filter(id=other[0].id).exists()
+    assert list(MemoryHistory.objects.filter(memory_id=held[0].id).values_list("event", "new_memory")) == [
+        ("UPDATE", "alice contract v2")
+    ]
+    assert [e.event for e in memory_history(memory_id=held[0].id)] == ["ADD", "UPDATE"]
+    assert list(MemoryHistory.objects.filter(memory_id=other[0].id).values_list("event", "new_memory")) == [
+        ("UPDATE", "bob fact 2")
+    ]
+    assert not MemoryHistory.objects.filter(new_memory__contains="alice fact").exists()
+    assert not MemoryHistory.objects.filter(old_memory__contains="alice fact").exists()
     assert job.scope is None and job.scope_pseudonymised["user_id"] != ["alice"]
+    assert job.status == DeletionJob.Status.SUCCEEDED
 
 
 def test_engine_resume_from_saved_cursor_gives_exact_counts(db):

@@ -104,8 +104,10 @@ def test_official_client_drives_the_whole_memory_api(client, start_worker):
         client.get(tennis["id"])
     with pytest.raises(ValidationError):
         client.get("not-a-uuid")
-    assert [h["event"] for h in client.history(tennis["id"])] == ["DELETE"]
-    assert [h["old_memory"] for h in client.history(tennis["id"])] == [None]
+    assert [(h["event"], h["old_memory"], h["new_memory"]) for h in client.history(tennis["id"])] == [
+        ("DELETE", None, None)
+    ]
+    assert not MemoryHistory.objects.filter(memory_id=tennis["id"]).exists()  # its UPDATE row went with it
 
     # batch_delete: unknown ids are reported, not fatal
     gone = client.batch_delete([{"memory_id": bob["id"]}, {"memory_id": tennis["id"]}])
@@ -125,7 +127,11 @@ def test_official_client_drives_the_whole_memory_api(client, start_worker):
     event = wait_for_event(client, started["event_id"])
     assert event["status"] == "SUCCEEDED" and event["deleted_count"] == 2, worker.log()[-2000:]
     assert not Memory.objects.filter(user_id="alice").exists()
-    assert not MemoryHistory.objects.filter(memory_id=sushi_id).exclude(event="DELETE").exists()
+    assert DeletionJob.objects.get(id=started["event_id"]).history_purged_count == 1  # sushi's UPDATE row
+    assert not MemoryHistory.objects.filter(memory_id=sushi_id).exists()
+    assert [(h["event"], h["old_memory"], h["new_memory"]) for h in client.history(sushi_id)] == [
+        ("DELETE", None, None)
+    ]
     assert client.get_all(filters={"user_id": "alice"})["count"] == 0
 
     # delete_users: DELETE /v2/entities/{type}/{name}/ for one entity, then for all that remain
