@@ -207,8 +207,9 @@ def _raw_same_work(db: str) -> dict:
     with psycopg.connect(f"{PG}/{db}") as conn:
         conn.execute(
             "INSERT INTO memories_deletionjob (id, kind, status, scope_pseudonymised, requested_by, deleted_count,"
-            " history_purged_count, held_count, batches, passes, digest, attempts, error, created_at)"
-            " VALUES (%s, 'filter', 'SUCCEEDED', '{}', 'bench', 0, 0, 0, 0, 0, '', 0, '', now())",
+            " history_purged_count, held_count, batches, passes, pass_deleted_count, digest, attempts, error,"
+            " created_at)"
+            " VALUES (%s, 'filter', 'SUCCEEDED', '{}', 'bench', 0, 0, 0, 0, 0, 0, '', 0, '', now())",
             [job],
         )
         conn.commit()

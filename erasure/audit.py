@@ -151,7 +151,7 @@ def _append(*, actor: str, action: str, request_id: Any, reference: str, data: d
     return entry
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # a refused or failed entry aborts the caller's whole transaction
 def audit_append(
     *, actor: str, action: str, request: ErasureRequest | None = None, data: dict[str, Any] | None = None
 ) -> AuditEntry:

@@ -164,11 +164,12 @@ def _chain_logentry(sender: Any, instance: LogEntry, created: bool, raw: bool = 
     # event list (erasure steps) is not interleaved with auditlog bookkeeping.
     reference = ""
     if content_type.model_class() is ErasureRequest:
-        reference = (
+        reference = (instance.additional_data or {}).get("reference") or (
             ErasureRequest.objects.filter(pk=instance.object_pk).values_list("reference", flat=True).first()
             or ""
         )
-    with transaction.atomic():
+    # No savepoint: a failure here must abort the whole transaction that wrote the LogEntry anyway.
+    with transaction.atomic(savepoint=False):
         _append(
             actor="auditlog",
             action="auditlog",
@@ -203,7 +204,7 @@ def auditlog_sync_request(*, request_id: Any, actor: str, action: str, audit_ent
     content_type = ContentType.objects.get_for_model(ErasureRequest)
     known = _logged_values(ErasureRequest())  # defaults: what a create entry leaves out
     history = LogEntry.objects.filter(content_type=content_type, object_pk=str(request.pk)).order_by("id")
-    for changes in history.values_list("changes", flat=True).iterator(chunk_size=200):
+    for changes in history.values_list("changes", flat=True):  # a request has a handful of entries
         for field, pair in (changes or {}).items():
             if field in known and isinstance(pair, list | tuple) and len(pair) == 2:
                 known[field] = pair[1]
@@ -214,5 +215,10 @@ def auditlog_sync_request(*, request_id: Any, actor: str, action: str, audit_ent
         force_log=True,
         action=LogEntry.Action.UPDATE,
         changes=changes,
-        additional_data={"erasure_action": action, "actor": actor, "audit_entry_id": audit_entry_id},
+        additional_data={
+            "erasure_action": action,
+            "actor": actor,
+            "audit_entry_id": audit_entry_id,
+            "reference": request.reference,
+        },
     )

@@ -92,99 +92,113 @@ def _lock_key(job_id: uuid.UUID) -> int:
     return int.from_bytes(job_id.bytes[:8], "big", signed=True)
 
 
-def _selection(scope: dict[str, Any], cursor: uuid.UUID | None, limit: int) -> tuple[str, list[Any]]:
-    """SQL for the next `limit` memories of the scope after the cursor in id order, with their ctid and whether
-    they are free of holds. With an entity column in the scope, one index range scan on (entity, id) per value of
-    it, each stopping after `limit` rows (a merge when there are several values): the cost of a batch does not
-    depend on the store's size. Each value is matched as `= ANY(ARRAY[value])` and ordered by (column, id), the
-    index's order: written as a plain equality, PostgreSQL knows the column is constant, drops it from the order,
-    and with time-ordered ids (whose primary key follows the heap) prefers walking the primary key and filtering,
-    which reads the whole store before the subject's rows."""
+_NIL = uuid.UUID(int=0)  # "no cursor": below every memory id
+_CURSOR = uuid.UUID("c0c0c0c0-0000-4000-8000-00000000c0de")  # stands for the cursor while the SQL is built
 
-    def shaped(memories: QuerySet[Memory], order: tuple[str, ...]) -> tuple[str, list[Any]]:
-        if cursor is not None:
-            memories = memories.filter(id__gt=cursor)
-        selection = memories.order_by(*order).annotate(
-            tid=RawSQL(f"{_MEMORY}.ctid", ()), free=RawSQL(f"{_MEMORY}.legal_hold_id IS NULL", ())
-        )
-        sql, params = selection.values("id", "tid", "free")[:limit].query.sql_with_params()
-        return sql, list(params)
 
+def _scope_querysets(
+    scope: dict[str, Any],
+) -> tuple[list[QuerySet[Memory]], tuple[str, ...], QuerySet[Memory]]:
+    """(the scope split by the values of its first entity column, the keyset order, the whole scope).
+
+    Each value is matched as `= ANY(ARRAY[value])` and ordered by (column, id), the order of the (entity, id)
+    index: written as a plain equality, PostgreSQL knows the column is constant, drops it from the order, and
+    with time-ordered ids (whose primary key follows the heap) prefers walking the primary key and filtering,
+    which reads the whole store before the subject's rows. The order is still the id order (one value)."""
     for column in ENTITY_FIELDS:
         if column not in scope:
             continue
         value = scope[column]
+        values = [value] if isinstance(value, str) else list(value)
         rest = {k: v for k, v in scope.items() if k != column}
-        parts = []
-        for one in [value] if isinstance(value, str) else value:
-            memories = Memory.objects.filter(scope_q(rest)) if rest else Memory.objects.all()
-            memories = memories.extra(where=[f"{_MEMORY}.{column} = ANY(ARRAY[%s]::text[])"], params=[one])
-            parts.append(shaped(memories, (column, "id")))
-        if len(parts) == 1:
-            return parts[0]
-        union = " UNION ALL ".join(f"({sql})" for sql, _ in parts)
-        params = [p for _, part_params in parts for p in part_params]
-        return f"SELECT * FROM ({union}) AS merged ORDER BY id LIMIT %s", [*params, limit]
-    return shaped(Memory.objects.filter(scope_q(scope)), ("id",))
+        base = Memory.objects.filter(scope_q(rest)) if rest else Memory.objects.all()
+
+        def matching(
+            these: list[str], base: QuerySet[Memory] = base, column: str = column
+        ) -> QuerySet[Memory]:
+            return base.extra(where=[f"{_MEMORY}.{column} = ANY(%s::text[])"], params=[these])
+
+        return [matching([one]) for one in values], (column, "id"), matching(values)
+    whole = Memory.objects.filter(scope_q(scope))
+    return [whole], ("id",), whole
 
 
-def _delete_batch(job: DeletionJob, limit: int, *, want_ids: bool) -> BatchResult:
-    assert job.scope is not None
-    # The batch: the next `limit` ids of the scope after the cursor (held rows included, so a batch stays bounded
-    # and the cursor moves past them). Ids are time-ordered, so this walks the heap in roughly the order the rows
-    # were written.
-    select_sql, params = _selection(job.scope, job.cursor, limit)
-    # The DELETE goes straight to the tuples the selection read (TID scan) and re-checks the hold on each row's
-    # newest version after a lock wait, so a hold placed meanwhile is honoured (the row stays, counted as held when
-    # the job ends). A row updated concurrently has a new tuple the TID scan does not follow: `moved` deletes those
-    # by id (rare; nothing to look up otherwise).
-    #
-    # History: rows exist only for memories that were updated (has_history); theirs are deleted. The batch's ids,
-    # ascending, become one tombstone row: the memories' content-free DELETE events.
-    sql = f"""
-        WITH sel AS MATERIALIZED ({select_sql}),
-        d AS (
-            DELETE FROM {_MEMORY} m
-            WHERE m.ctid = ANY(ARRAY(SELECT tid FROM sel WHERE free)) AND m.legal_hold_id IS NULL
-            RETURNING m.id, m.has_history
-        ),
-        moved AS (
-            DELETE FROM {_MEMORY} m
-            WHERE (SELECT count(*) FROM d) < (SELECT count(*) FROM sel WHERE free)
-              AND m.id = ANY(ARRAY(SELECT id FROM sel WHERE free EXCEPT SELECT id FROM d))
-              AND m.legal_hold_id IS NULL
-            RETURNING m.id, m.has_history
-        ),
-        gone AS (SELECT id, has_history FROM d UNION ALL SELECT id, has_history FROM moved),
-        h AS (
-            DELETE FROM {_HISTORY} h
-            WHERE h.memory_id = ANY(ARRAY(SELECT id FROM gone WHERE has_history))
-            RETURNING 1
-        ),
-        p AS MATERIALIZED (SELECT count(*) AS n, array_agg(id ORDER BY id) AS ids FROM gone),
-        t AS (
-            INSERT INTO {_TOMBSTONE} (job_id, batch, ids, created_at)
-            SELECT %s, %s, p.ids, now() FROM p WHERE p.n > 0
-            RETURNING 1
-        )
-        SELECT (SELECT count(*) FROM sel), (SELECT id FROM sel ORDER BY id DESC LIMIT 1), (SELECT n FROM p),
-               (SELECT string_agg(uuid_send(u), ''::bytea) FROM (SELECT unnest(ids) AS u FROM p) AS packed),
-               CASE WHEN %s THEN (SELECT ids FROM p) END, (SELECT count(*) FROM h), (SELECT count(*) FROM t),
-               (SELECT array_agg(id) FROM moved)
-    """
-    with connection.cursor() as cur:
-        cur.execute(sql, [*params, job.id, job.batches + 1, want_ids])
-        selected, last, count, packed, ids, history_purged, written, moved = cur.fetchone()
-        if moved:
-            # Rows updated while this batch waited for their lock: the update's history row was committed after
-            # the statement's snapshot was taken, so `h` could not see it. A new statement (new snapshot, same
-            # transaction) removes it.
-            cur.execute(f"DELETE FROM {_HISTORY} WHERE memory_id = ANY(%s)", [list(moved)])
-            history_purged += cur.rowcount
-    if written != (1 if count else 0):  # cannot happen; refuse to record progress that would not add up
-        raise RuntimeError("deletion batch wrote no DELETE events for the memories it deleted")
-    bound = last if selected == limit else None
-    return BatchResult(count, history_purged, bound, list(ids or []), bytes(packed or b""))
+class _BatchStatement:
+    """The batch statement of a job, compiled once per run; the cursor is a parameter.
+
+    A batch: the next `limit` memories of the scope after the cursor (held rows included, so a batch stays bounded
+    and the cursor moves past them), one index range scan on (entity, id) per value of the entity column (merged
+    when there are several), each stopping after `limit` rows: the cost of a batch does not depend on the store's
+    size. Ids are time-ordered, so this walks the heap in about the order the rows were written. The DELETE goes
+    straight to the tuples it read (TID scan) and re-checks the hold on each row's newest version after a lock
+    wait, so a hold placed meanwhile is honoured (the row stays, counted as held when the job ends). A row updated
+    concurrently has a new tuple the TID scan does not follow: `moved` deletes those by id (only when the counts
+    show one). The deleted ids, ascending, become one tombstone row: the memories' content-free DELETE events.
+    History rows (only memories that were updated have any) are deleted by a second statement, whose newer snapshot
+    also sees an UPDATE event committed while the first one waited."""
+
+    def __init__(self, scope: dict[str, Any], limit: int) -> None:
+        parts, order, _ = _scope_querysets(scope)
+        selections = []
+        for qs in parts:
+            selection = (
+                qs.filter(id__gt=_CURSOR)
+                .order_by(*order)
+                .annotate(
+                    tid=RawSQL(f"{_MEMORY}.ctid", ()), free=RawSQL(f"{_MEMORY}.legal_hold_id IS NULL", ())
+                )
+                .values("id", "tid", "free")[:limit]
+            )
+            selections.append(selection.query.sql_with_params())
+        if len(selections) == 1:
+            select_sql, select_params = selections[0][0], list(selections[0][1])
+        else:
+            union = " UNION ALL ".join(f"({sql})" for sql, _ in selections)
+            select_sql = f"SELECT * FROM ({union}) AS merged ORDER BY id LIMIT %s"
+            select_params = [p for _, params in selections for p in params] + [limit]
+        self.sql = f"""
+            WITH sel AS MATERIALIZED ({select_sql}),
+            d AS (
+                DELETE FROM {_MEMORY} m
+                WHERE m.ctid = ANY(ARRAY(SELECT tid FROM sel WHERE free)) AND m.legal_hold_id IS NULL
+                RETURNING m.id, m.has_history
+            ),
+            moved AS (
+                DELETE FROM {_MEMORY} m
+                WHERE (SELECT count(*) FROM d) < (SELECT count(*) FROM sel WHERE free)
+                  AND m.id = ANY(ARRAY(SELECT id FROM sel WHERE free EXCEPT SELECT id FROM d))
+                  AND m.legal_hold_id IS NULL
+                RETURNING m.id, m.has_history
+            ),
+            gone AS (SELECT id, has_history FROM d UNION ALL SELECT id, has_history FROM moved),
+            p AS MATERIALIZED (SELECT count(*) AS n, array_agg(id ORDER BY id) AS ids FROM gone),
+            t AS (
+                INSERT INTO {_TOMBSTONE} (job_id, batch, ids, created_at)
+                SELECT %s, %s, p.ids, now() FROM p WHERE p.n > 0
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM sel), (SELECT id FROM sel ORDER BY id DESC LIMIT 1), (SELECT n FROM p),
+                   (SELECT string_agg(uuid_send(u), ''::bytea) FROM (SELECT unnest(ids) AS u FROM p) AS packed),
+                   CASE WHEN %s THEN (SELECT ids FROM p) END, (SELECT array_agg(id) FROM gone WHERE has_history),
+                   (SELECT count(*) FROM t), set_config('synchronous_commit', 'off', true)
+        """
+        self.params = select_params
+        self.limit = limit
+
+    def run(self, job: DeletionJob, *, want_ids: bool) -> BatchResult:
+        cursor = job.cursor or _NIL
+        params = [cursor if p == _CURSOR else p for p in self.params]
+        with connection.cursor() as cur:
+            cur.execute(self.sql, [*params, job.id, job.batches + 1, want_ids])
+            selected, last, count, packed, ids, with_history, written, _ = cur.fetchone()
+            history_purged = 0
+            if with_history:
+                cur.execute(f"DELETE FROM {_HISTORY} WHERE memory_id = ANY(%s)", [list(with_history)])
+                history_purged = cur.rowcount
+        if written != (1 if count else 0):  # cannot happen; refuse to record progress that would not add up
+            raise RuntimeError("deletion batch wrote no DELETE events for the memories it deleted")
+        bound = last if selected == self.limit else None
+        return BatchResult(count, history_purged, bound, list(ids or []), bytes(packed or b""))
 
 
 def deletion_job_create(
@@ -318,31 +332,13 @@ def deletion_job_run(
         return RunResult(job=DeletionJob.objects.get(id=job_id), finished=False, ran=False)
     collected: list[uuid.UUID] = []
     started = time.monotonic()
+    statement: _BatchStatement | None = None
+    digest = _RunningDigest(complete=False)
+    first = True
     try:
-        with transaction.atomic():
-            job = DeletionJob.objects.select_for_update().get(id=job_id)
-            if job.is_finished:
-                return RunResult(job=job, finished=True, ran=False)
-            if ticket is not None and job.attempts != ticket:
-                return RunResult(job=job, finished=False, ran=False)  # superseded by a newer dispatch
-            job.status = DeletionJob.Status.RUNNING
-            job.started_at = job.started_at or timezone.now()
-            job.heartbeat_at = timezone.now()
-            job.save(update_fields=["status", "started_at", "heartbeat_at"])
-            digest = _RunningDigest(complete=job.deleted_count == 0)
         while True:
             with transaction.atomic():
                 job = DeletionJob.objects.select_for_update().get(id=job_id)
-                if job.is_finished:
-                    return RunResult(job=job, finished=True, deleted_ids=collected)
-                assert job.scope is not None
-                batch = _delete_batch(job, limit, want_ids=collect_ids)
-                digest.feed(batch.packed)
-                job.deleted_count += batch.deleted_count
-                job.history_purged_count += batch.history_purged
-                job.batches += 1 if batch.deleted_count else 0
-                job.heartbeat_at = timezone.now()
-                job.pass_deleted_count += batch.deleted_count
                 fields = [
                     "cursor",
                     "deleted_count",
@@ -352,19 +348,54 @@ def deletion_job_run(
                     "passes",
                 ]
                 fields.append("pass_deleted_count")
+                if first:
+                    if job.is_finished:
+                        return RunResult(job=job, finished=True, ran=False)
+                    if ticket is not None and job.attempts != ticket:
+                        return RunResult(job=job, finished=False, ran=False)  # superseded by a newer dispatch
+                    job.status = DeletionJob.Status.RUNNING
+                    job.started_at = job.started_at or timezone.now()
+                    fields += ["status", "started_at"]
+                    digest = _RunningDigest(complete=job.deleted_count == 0)
+                    first = False
+                elif job.is_finished:
+                    return RunResult(job=job, finished=True, deleted_ids=collected)
+                assert job.scope is not None
+                if statement is None:
+                    statement = _BatchStatement(job.scope, limit)
                 finished = False
-                if batch.bound is not None:
-                    job.cursor = batch.bound
-                elif "memory_ids" in job.scope or (job.passes > 0 and job.pass_deleted_count == 0):
-                    # Named ids cannot be written behind the cursor; otherwise a whole straggler pass found nothing.
-                    finished = True
-                else:
+                # One batch per transaction; a pass that ends in it is followed by its straggler batch at once
+                # (a new statement sees what was committed meanwhile), so a small job needs one transaction.
+                for _ in range(2):
+                    batch = statement.run(job, want_ids=collect_ids)
+                    digest.feed(batch.packed)
+                    if collect_ids:
+                        collected.extend(batch.deleted)
+                    job.deleted_count += batch.deleted_count
+                    job.history_purged_count += batch.history_purged
+                    job.batches += 1 if batch.deleted_count else 0
+                    job.pass_deleted_count += batch.deleted_count
+                    if batch.bound is not None:
+                        job.cursor = batch.bound
+                        break
+                    if "memory_ids" in job.scope or (job.passes > 0 and job.pass_deleted_count == 0):
+                        # Named ids cannot be written behind the cursor; otherwise a straggler pass found nothing.
+                        finished = True
+                        break
                     # End of a pass: one more, over the ids that can have been written since the job started.
                     job.cursor = _straggler_cursor(job)
                     job.passes += 1
                     job.pass_deleted_count = 0
+                job.heartbeat_at = timezone.now()
                 out_of_time = False
                 if finished:
+                    # The batch statement turned synchronous_commit off for its transaction: a batch that is not
+                    # the job's last need not wait for the WAL flush (if the server crashed before it, the batch
+                    # and its progress record would roll back together and the job would redo them). The last one,
+                    # which says SUCCEEDED and moves an erasure request, commits synchronously, and its flush
+                    # covers every commit written before it.
+                    with connection.cursor() as cur:
+                        cur.execute("SET LOCAL synchronous_commit = on")
                     _finish(job, status=DeletionJob.Status.SUCCEEDED, digest=digest, also=fields)
                     logger.info(
                         "deletion job finished",
@@ -377,8 +408,6 @@ def deletion_job_run(
                         fields.append("attempts")
                         _send_on_commit(job.id, job.attempts)
                     job.save(update_fields=fields)
-            if collect_ids:
-                collected.extend(batch.deleted)
             if finished:
                 return RunResult(job=job, finished=True, deleted_ids=collected)
             if out_of_time:
@@ -485,6 +514,17 @@ def memories_delete_now(*, kind: str, scope: dict[str, Any], requested_by: str) 
     job = deletion_job_create(kind=kind, scope=scope, requested_by=requested_by, enqueue=False)
     result = deletion_job_run(job_id=job.id, budget_seconds=float("inf"), collect_ids=True)
     return result
+
+
+def memories_tombstones_merge() -> int:
+    """Moves the DELETE events that batches appended to the pending list of the tombstones' GIN index into the
+    index proper (gin_clean_pending_list), so that the engine's batches never pay for it: the index is created
+    with a pending list large enough (migration 0004) to absorb the batches between two runs of this beat task.
+    Returns the number of pending pages merged."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT gin_clean_pending_list('tombstone_ids_gin'::regclass)")
+        (pages,) = cur.fetchone()
+    return int(pages)
 
 
 def memories_purge_expired(*, today: Any = None) -> DeletionJob | None:

@@ -290,7 +290,12 @@ class MemoryTombstone(models.Model):
 
     class Meta:
         db_table = "memories_tombstone"
-        indexes = [GinIndex(fields=["ids"], name="tombstone_ids_gin")]
+        # New entries wait in the GIN pending list (fastupdate) of up to 64 MB (about 3 million ids) instead of
+        # the default 4 MB, so merging them into the index happens in the beat task memories_tombstones_merge,
+        # never inside a deletion batch. A lookup also reads the pending list, which that task keeps short.
+        indexes = [
+            GinIndex(fields=["ids"], name="tombstone_ids_gin", fastupdate=True, gin_pending_list_limit=65536)
+        ]
         constraints = [models.UniqueConstraint(fields=["job", "batch"], name="tombstone_job_batch_unique")]
 
     def __str__(self) -> str:

@@ -33,5 +33,10 @@ def deletion_jobs_resume_stale_task() -> None:
 
 
 @shared_task(acks_late=True)
+def memories_tombstones_merge_task() -> None:
+    engine.memories_tombstones_merge()
+
+
+@shared_task(acks_late=True)
 def memories_purge_expired_task() -> None:
     engine.memories_purge_expired()

@@ -191,6 +191,8 @@ CELERY_TIMEZONE = "UTC"
 DELETION_BATCH_SIZE = env_int("DELETION_BATCH_SIZE", 5000)
 DELETION_TASK_BUDGET_SECONDS = env_float("DELETION_TASK_BUDGET_SECONDS", 20.0)
 DELETION_STALE_SECONDS = env_float("DELETION_STALE_SECONDS", 60.0)
+# Verify an erasure request in the worker task whose deletion job just finished (no separate task hop).
+ERASURE_VERIFY_INLINE = env_bool("ERASURE_VERIFY_INLINE", True)
 # A straggler pass looks at ids generated from this long before the job started on (clock skew between app
 # servers, transactions that were open when it started): memories/engine.py.
 DELETION_STRAGGLER_MARGIN_SECONDS = env_float("DELETION_STRAGGLER_MARGIN_SECONDS", 300.0)
@@ -205,6 +207,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "erasure-requests-resume-stale": {
         "task": "erasure.tasks.erasure_requests_resume_stale_task",
+        "schedule": timedelta(seconds=DELETION_SWEEP_SECONDS),
+    },
+    "memories-tombstones-merge": {
+        "task": "memories.tasks.memories_tombstones_merge_task",
         "schedule": timedelta(seconds=DELETION_SWEEP_SECONDS),
     },
     "memories-purge-expired": {

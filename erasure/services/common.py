@@ -38,7 +38,9 @@ def compare_and_set(
 
 
 def enqueue_verify(request_id: str) -> None:
-    """Sends the verification task of the request once the current transaction commits."""
-    from ..tasks import erasure_request_verify_task  # the tasks module imports the services
+    """Has the request verified once the current transaction commits: at once in this process when it is the
+    worker task whose deletion job just finished, otherwise (and whenever that cannot finish the verification)
+    by the verification task (erasure.tasks.verify_now_or_enqueue)."""
+    from ..tasks import verify_now_or_enqueue  # the tasks module imports the services
 
-    transaction.on_commit(lambda: erasure_request_verify_task.delay(request_id))
+    transaction.on_commit(lambda: verify_now_or_enqueue(request_id))

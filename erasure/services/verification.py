@@ -128,13 +128,13 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
     """Confirms that nothing of the subject remains, then → `verified`. A straggler (a row written despite the
     write block) gets a final sweep through the engine first. Raises VerificationIncomplete when residue stays.
 
-    Side effects: possibly a sweep job; then in one transaction: `verified` with `verification`, the suppression
+    Side effects, in one transaction: possibly a sweep job; `verified` with `verification`, the suppression
     block placed (if asked) and the erasure block lifted, the completion mail (if an e-mail), the request
-    pseudonymised, audit entries.
+    pseudonymised, audit entries. VerificationIncomplete rolls all of it back (a later attempt sweeps again).
 
     Two deliveries of the verification (a retry and a sweeper re-enqueue) may run at once: the request row is
-    locked for the straggler sweep and again for the move, so the counters are never updated from a stale read and
-    only one of them verifies; the other gets IllegalTransition."""
+    locked for the whole verification, so the counters are never updated from a stale read and only one of them
+    verifies; the other gets IllegalTransition."""
     with transaction.atomic():
         request = ErasureRequest.objects.select_for_update().get(id=request_id)
         if request.state != State.DELETED:
@@ -156,10 +156,7 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             logger.warning(
                 "final sweep removed stragglers", extra={"request": str(request.id), "count": swept}
             )
-    with transaction.atomic():
-        request = ErasureRequest.objects.select_for_update().get(id=request_id)
-        if request.state != State.DELETED:
-            raise IllegalTransition(request, Action.VERIFY)
+            request.refresh_from_db()
         residue = _residue(request, user_ids)
         if residue["memories_remaining"] or residue["history_text_remaining"]:
             raise VerificationIncomplete("residue after the final sweep")

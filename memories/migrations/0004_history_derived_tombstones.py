@@ -87,7 +87,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='memorytombstone',
-            index=django.contrib.postgres.indexes.GinIndex(fields=['ids'], name='tombstone_ids_gin'),
+            index=django.contrib.postgres.indexes.GinIndex(fastupdate=True, fields=['ids'], gin_pending_list_limit=65536, name='tombstone_ids_gin'),
         ),
         migrations.AddConstraint(
             model_name='memorytombstone',

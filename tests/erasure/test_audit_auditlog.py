@@ -112,6 +112,7 @@ def test_a_compare_and_set_move_is_reconciled_into_auditlog(db):
         "erasure_action": "request.scoped",
         "actor": "apikey:staff",
         "audit_entry_id": entry.id,
+        "reference": request.reference,
     }
     # a second step with no field change still records the staff action, with empty changes
     audit_append(actor="apikey:staff", action="request.viewed", request=request, data={})

@@ -141,12 +141,13 @@ def test_audit_append_refuses_personal_keys_and_the_subjects_identifiers(db):
     request = make_request(state="received")
     before = AuditEntry.objects.count()
 
-    with pytest.raises(AuditDataRefused, match="'email'"):
+    # (each call in its own block: a refusal aborts the caller's whole transaction, as documented)
+    with pytest.raises(AuditDataRefused, match="'email'"), transaction.atomic():
         audit_append(actor="t", action="x", data={"nested": [{"email": "someone@example.org"}]})
-    with pytest.raises(AuditDataRefused) as exc:
+    with pytest.raises(AuditDataRefused) as exc, transaction.atomic():
         audit_append(actor="t", action="x", request=request, data={"note": f"about {CANARY_USER}"})
     assert CANARY_USER not in str(exc.value)
-    with pytest.raises(AuditDataRefused):
+    with pytest.raises(AuditDataRefused), transaction.atomic():
         audit_append(actor="t", action="x", request=request, data={"who": CANARY_EMAIL})
 
     assert AuditEntry.objects.count() == before
