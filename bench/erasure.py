@@ -2,8 +2,9 @@
 command). The services are called directly in this process (not over HTTP); a Celery worker started by the parent
 (`-c 1`, the bench's queue) runs the deletion job, the deleted receiver and the verification task.
 
-    python -m bench.erasure big USER          one request for USER: create, verify identity, scope (timed each),
-                                              then approve → `verified` (polled every 10 ms)
+    python -m bench.erasure big USER WARM     one request for USER: create, verify identity, scope (timed each),
+                                              then approve → `verified` (polled every 10 ms), after a warm-up
+                                              request for WARM
     python -m bench.erasure small PREFIX N WORKER
                                               N requests for PREFIX-0 … PREFIX-(N-1): the worker WORKER stops
                                               consuming, all N are created, verified, scoped and approved, then the
@@ -61,7 +62,12 @@ def _wait_verified(ids: list, timeout: float, poll: float) -> None:
         time.sleep(poll)
 
 
-def big(user: str) -> dict:
+def big(user: str, warm_up: str) -> dict:
+    # A small request first, through the same worker and this client: the figure is a running service's (client
+    # connected to the broker, worker to the database), not a fresh process's one-off connection set-up.
+    request, _ = _submit(warm_up)
+    services.erasure_request_approve(request=request, actor=ACTOR)
+    _wait_verified([request.id], timeout=120, poll=0.01)
     request, (create, identity, scope) = _submit(user)
     started = time.perf_counter()
     request = services.erasure_request_approve(request=request, actor=ACTOR)
@@ -119,7 +125,7 @@ def small(prefix: str, n: int, worker: str) -> dict:
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "big":
-        out = big(args[0])
+        out = big(args[0], args[1])
     else:
         out = small(args[0], int(args[1]), args[2])
     print(json.dumps(out), flush=True)

@@ -96,31 +96,32 @@ _NIL = uuid.UUID(int=0)  # "no cursor": below every memory id
 _CURSOR = uuid.UUID("c0c0c0c0-0000-4000-8000-00000000c0de")  # stands for the cursor while the SQL is built
 
 
-def _scope_querysets(
-    scope: dict[str, Any],
-) -> tuple[list[QuerySet[Memory]], tuple[str, ...], QuerySet[Memory]]:
-    """(the scope split by the values of its first entity column, the keyset order, the whole scope).
+def _scope_parts(scope: dict[str, Any], cursor: Any) -> tuple[list[QuerySet[Memory]], tuple[str, ...]]:
+    """The scope after the cursor, split by the values of its first entity column, and the keyset order.
 
-    Each value is matched as `= ANY(ARRAY[value])` and ordered by (column, id), the order of the (entity, id)
-    index: written as a plain equality, PostgreSQL knows the column is constant, drops it from the order, and
-    with time-ordered ids (whose primary key follows the heap) prefers walking the primary key and filtering,
-    which reads the whole store before the subject's rows. The order is still the id order (one value)."""
+    Each value is matched as `= ANY(ARRAY[value])`, the cursor as `(column, id) > (value, cursor)`, and the order
+    is (column, id): exactly the (entity, id) index. Written as `column = value AND id > cursor`, PostgreSQL knows
+    the column is constant and, with time-ordered ids (whose primary key follows the heap), often prefers walking
+    the primary key from the cursor and filtering, which reads other subjects' rows by the thousand. The order is
+    still the id order (one value per part)."""
     for column in ENTITY_FIELDS:
         if column not in scope:
             continue
         value = scope[column]
-        values = [value] if isinstance(value, str) else list(value)
         rest = {k: v for k, v in scope.items() if k != column}
         base = Memory.objects.filter(scope_q(rest)) if rest else Memory.objects.all()
-
-        def matching(
-            these: list[str], base: QuerySet[Memory] = base, column: str = column
-        ) -> QuerySet[Memory]:
-            return base.extra(where=[f"{_MEMORY}.{column} = ANY(%s::text[])"], params=[these])
-
-        return [matching([one]) for one in values], (column, "id"), matching(values)
-    whole = Memory.objects.filter(scope_q(scope))
-    return [whole], ("id",), whole
+        parts = [
+            base.extra(
+                where=[
+                    f"{_MEMORY}.{column} = ANY(%s::text[])",
+                    f"({_MEMORY}.{column}, {_MEMORY}.id) > (%s, %s::uuid)",
+                ],
+                params=[[one], one, cursor],
+            )
+            for one in ([value] if isinstance(value, str) else value)
+        ]
+        return parts, (column, "id")
+    return [Memory.objects.filter(scope_q(scope), id__gt=cursor)], ("id",)
 
 
 class _BatchStatement:
@@ -133,17 +134,16 @@ class _BatchStatement:
     straight to the tuples it read (TID scan) and re-checks the hold on each row's newest version after a lock
     wait, so a hold placed meanwhile is honoured (the row stays, counted as held when the job ends). A row updated
     concurrently has a new tuple the TID scan does not follow: `moved` deletes those by id (only when the counts
-    show one). The deleted ids, ascending, become one tombstone row: the memories' content-free DELETE events.
-    History rows (only memories that were updated have any) are deleted by a second statement, whose newer snapshot
-    also sees an UPDATE event committed while the first one waited."""
+    show one). History rows (only memories that were updated have any) go in the same statement; for `moved`
+    rows, whose UPDATE event was committed after the statement's snapshot, a second statement removes it. The
+    deleted ids, ascending, become one tombstone row: the memories' content-free DELETE events."""
 
     def __init__(self, scope: dict[str, Any], limit: int) -> None:
-        parts, order, _ = _scope_querysets(scope)
+        parts, order = _scope_parts(scope, _CURSOR)
         selections = []
         for qs in parts:
             selection = (
-                qs.filter(id__gt=_CURSOR)
-                .order_by(*order)
+                qs.order_by(*order)
                 .annotate(
                     tid=RawSQL(f"{_MEMORY}.ctid", ()), free=RawSQL(f"{_MEMORY}.legal_hold_id IS NULL", ())
                 )
@@ -171,6 +171,11 @@ class _BatchStatement:
                 RETURNING m.id, m.has_history
             ),
             gone AS (SELECT id, has_history FROM d UNION ALL SELECT id, has_history FROM moved),
+            h AS (
+                DELETE FROM {_HISTORY} h
+                WHERE h.memory_id = ANY(ARRAY(SELECT id FROM gone WHERE has_history))
+                RETURNING 1
+            ),
             p AS MATERIALIZED (SELECT count(*) AS n, array_agg(id ORDER BY id) AS ids FROM gone),
             t AS (
                 INSERT INTO {_TOMBSTONE} (job_id, batch, ids, created_at)
@@ -179,8 +184,9 @@ class _BatchStatement:
             )
             SELECT (SELECT count(*) FROM sel), (SELECT id FROM sel ORDER BY id DESC LIMIT 1), (SELECT n FROM p),
                    (SELECT string_agg(uuid_send(u), ''::bytea) FROM (SELECT unnest(ids) AS u FROM p) AS packed),
-                   CASE WHEN %s THEN (SELECT ids FROM p) END, (SELECT array_agg(id) FROM gone WHERE has_history),
-                   (SELECT count(*) FROM t), set_config('synchronous_commit', 'off', true)
+                   CASE WHEN %s THEN (SELECT ids FROM p) END, (SELECT count(*) FROM h),
+                   (SELECT array_agg(id) FROM moved WHERE has_history), (SELECT count(*) FROM t),
+                   set_config('synchronous_commit', 'off', true)
         """
         self.params = select_params
         self.limit = limit
@@ -190,11 +196,13 @@ class _BatchStatement:
         params = [cursor if p == _CURSOR else p for p in self.params]
         with connection.cursor() as cur:
             cur.execute(self.sql, [*params, job.id, job.batches + 1, want_ids])
-            selected, last, count, packed, ids, with_history, written, _ = cur.fetchone()
-            history_purged = 0
-            if with_history:
-                cur.execute(f"DELETE FROM {_HISTORY} WHERE memory_id = ANY(%s)", [list(with_history)])
-                history_purged = cur.rowcount
+            selected, last, count, packed, ids, history_purged, moved, written, _ = cur.fetchone()
+            if moved:
+                # Rows updated while the batch waited for their lock: the update's history row was committed
+                # after the statement's snapshot, so `h` could not see it; a new statement (new snapshot, same
+                # transaction) does.
+                cur.execute(f"DELETE FROM {_HISTORY} WHERE memory_id = ANY(%s)", [list(moved)])
+                history_purged += cur.rowcount
         if written != (1 if count else 0):  # cannot happen; refuse to record progress that would not add up
             raise RuntimeError("deletion batch wrote no DELETE events for the memories it deleted")
         bound = last if selected == self.limit else None

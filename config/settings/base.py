@@ -188,7 +188,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 
 # The deletion engine (memories/engine.py).
-DELETION_BATCH_SIZE = env_int("DELETION_BATCH_SIZE", 5000)
+DELETION_BATCH_SIZE = env_int("DELETION_BATCH_SIZE", 10000)
 DELETION_TASK_BUDGET_SECONDS = env_float("DELETION_TASK_BUDGET_SECONDS", 20.0)
 DELETION_STALE_SECONDS = env_float("DELETION_STALE_SECONDS", 60.0)
 # Verify an erasure request in the worker task whose deletion job just finished (no separate task hop).

@@ -141,8 +141,10 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             raise IllegalTransition(request, Action.VERIFY)
         user_ids = list(request.subject_user_ids)
         swept = 0
-        # Only the question "is there anything to sweep?" here; the full check follows the sweep.
-        if scope_queryset(engine_scope(request)).filter(legal_hold__isnull=True).exists():
+        residue = _residue(request, user_ids)
+        if residue[
+            "memories_remaining"
+        ]:  # stragglers: swept through the engine, then everything checked again
             result = engine.memories_delete_now(
                 kind=DeletionJob.Kind.ERASURE, scope=engine_scope(request), requested_by=request.reference
             )
@@ -157,7 +159,7 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
                 "final sweep removed stragglers", extra={"request": str(request.id), "count": swept}
             )
             request.refresh_from_db()
-        residue = _residue(request, user_ids)
+            residue = _residue(request, user_ids)
         if residue["memories_remaining"] or residue["history_text_remaining"]:
             raise VerificationIncomplete("residue after the final sweep")
         if residue["deletion_jobs_with_clear_scope"] or residue["write_blocks_in_clear"]:
