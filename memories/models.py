@@ -212,8 +212,9 @@ class WriteBlock(models.Model):
 
 
 class DeletionJob(models.Model):
-    """One run of the deletion engine. Its counters, keyset cursor and running digest are updated in the same
-    transaction as each batch, so a job killed at any instant resumes with exact counts."""
+    """One run of the deletion engine. Its counters and keyset cursor are updated in the same transaction as each
+    batch (with the batch's tombstone), so a job killed at any instant resumes with exact counts; `digest` is set
+    when it ends (sha256 of the deleted ids in ascending order)."""
 
     class Status(models.TextChoices):
         PENDING = "PENDING"
