@@ -20,8 +20,8 @@ def verify_now_or_enqueue(request_id: str) -> None:
     cannot complete (residue to wait for, an error) or anywhere else, the verification task takes over with its
     retries and back-off. A worker killed in between leaves the request in `deleted`, where the beat sweeper
     (erasure_requests_resume_stale) finds it."""
-    task = current_task
-    if settings.ERASURE_VERIFY_INLINE and task is not None and task.name == INLINE_AFTER:
+    # current_task is a proxy: outside a task it stands for None, and getattr then falls back to the default
+    if settings.ERASURE_VERIFY_INLINE and getattr(current_task, "name", None) == INLINE_AFTER:
         try:
             services.erasure_request_verify(request_id=request_id)
             return

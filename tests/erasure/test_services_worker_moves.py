@@ -198,3 +198,50 @@ def test_retry_after_a_failed_verification_goes_back_to_deleted(django_capture_o
     with django_capture_on_commit_callbacks() as callbacks:
         request = erasure_request_retry(request=request, actor="staff")
     assert request.state == State.DELETED and len(callbacks) == 1
+
+
+def test_inside_the_deletion_task_the_verification_runs_at_once_elsewhere_it_is_a_task(monkeypatch):
+    from types import SimpleNamespace
+
+    from erasure import tasks
+
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.erasure_request_verify_task, "delay", sent.append)
+    memories_add(texts=["s1"], user_id="subj")
+    request = _approved(["subj"])
+    _run_job(request)  # in this test process, not a worker task: the verification is left to the task
+    request.refresh_from_db()
+    assert request.state == State.DELETED
+
+    # elsewhere than in the deletion task: the task is sent
+    tasks.verify_now_or_enqueue(str(request.id))
+    assert sent == [str(request.id)]
+    request.refresh_from_db()
+    assert request.state == State.DELETED
+
+    # in the deletion task (the worker that just finished the job): verified right there, nothing sent
+    monkeypatch.setattr(tasks, "current_task", SimpleNamespace(name=tasks.INLINE_AFTER))
+    tasks.verify_now_or_enqueue(str(request.id))
+    request.refresh_from_db()
+    assert request.state == State.VERIFIED and sent == [str(request.id)]
+
+    # a verification that cannot finish there (here: already verified, so an illegal move) sends nothing either
+    tasks.verify_now_or_enqueue(str(request.id))
+    assert sent == [str(request.id)]
+
+
+def test_inline_verification_that_finds_residue_hands_over_to_the_task(monkeypatch):
+    from types import SimpleNamespace
+
+    from erasure import tasks
+
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.erasure_request_verify_task, "delay", sent.append)
+    [memory] = memories_add(texts=["s1"], user_id="subj")
+    request = _approved(["subj"])
+    _run_job(request)
+    MemoryHistory.objects.create(memory_id=memory.id, event="UPDATE", old_memory="s1", new_memory="s1 again")
+    monkeypatch.setattr(tasks, "current_task", SimpleNamespace(name=tasks.INLINE_AFTER))
+    tasks.verify_now_or_enqueue(str(request.id))
+    request.refresh_from_db()
+    assert request.state == State.DELETED and sent == [str(request.id)]

@@ -63,3 +63,27 @@ def test_engine_resume_from_saved_cursor_gives_exact_counts(db):
     assert job.status == "SUCCEEDED" and job.deleted_count == 30
     assert not Memory.objects.filter(user_id="carol").exists()
     assert isinstance(job.id, uuid.UUID)
+
+
+def test_delete_events_stay_findable_after_the_pending_list_is_merged(db):
+    # given: the tombstones' GIN index keeps new entries in a 64 MB pending list (merged by a beat task)
+    from django.db import connection
+
+    from memories.engine import memories_tombstones_merge
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT reloptions FROM pg_class WHERE relname = 'tombstone_ids_gin'")
+        (options,) = cur.fetchone()
+    assert "fastupdate=on" in options and "gin_pending_list_limit=65536" in options
+    mine = memories_add(texts=["gone 1", "gone 2"], user_id="carol")
+    job = deletion_job_create(kind="filter", scope={"user_id": "carol"}, requested_by="test", enqueue=False)
+    deletion_job_run(job_id=job.id, budget_seconds=60)
+
+    # when: the beat task merges the pending entries into the index
+    memories_tombstones_merge()
+
+    # then: each deleted memory still has exactly its content-free DELETE event, and an unknown id has none
+    for memory in mine:
+        [event] = memory_history(memory_id=memory.id)
+        assert event.event == "DELETE" and event.old_memory is None and event.new_memory is None
+    assert memory_history(memory_id=uuid.uuid4()) is None
