@@ -1,11 +1,12 @@
 """THE deletion engine: every path that removes memories goes through here (DESIGN.md "One deletion engine").
 
-A job deletes its scope in keyset batches ordered by id. Each batch is one SQL statement: it finds the batch's
-upper bound (the n-th id of the scope after the cursor, read from the (entity, id) index), deletes the scope's
-unheld memories in (cursor, bound] as one set (PostgreSQL walks the heap in physical order, as a plain DELETE does),
-deletes the history rows (the ones holding text: UPDATE events) of those that have any, and records the batch's
-ids, ascending, as one MemoryTombstone row: the content-free DELETE events. The job's counters and cursor are
-updated in the same transaction. Rows under legal hold are never deleted, and are counted when the job ends.
+A job deletes its scope in keyset batches ordered by id. Each batch is one SQL statement: it selects the next
+memories of the scope after the cursor (an index range scan on (entity, id) that stops after a batch), and hands
+the unheld ones to the server-side function memories_delete_batch (migration 0005), which deletes them by their
+physical address (no second search), deletes the history rows (the ones holding text: UPDATE events) of those
+that have any, and records the batch's ids, ascending, as one MemoryTombstone row: the content-free DELETE events.
+The job's counters and cursor are updated in the same transaction. Rows under legal hold are never deleted, and
+are counted when the job ends.
 
 Rows written behind the cursor while a pass ran are caught by a straggler pass: memory ids are UUIDv7
 (memories/ids.py), so a row written after the first pass began has an id at or after that instant, less a margin
@@ -24,11 +25,13 @@ closes, which releases the lock; the beat sweeper re-sends the current ticket of
 backing off exponentially per job so that a job merely waiting in a long queue does not pile up copies.
 """
 
+import contextlib
 import datetime
 import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,13 +133,11 @@ class _BatchStatement:
     A batch: the next `limit` memories of the scope after the cursor (held rows included, so a batch stays bounded
     and the cursor moves past them), one index range scan on (entity, id) per value of the entity column (merged
     when there are several), each stopping after `limit` rows: the cost of a batch does not depend on the store's
-    size. Ids are time-ordered, so this walks the heap in about the order the rows were written. The DELETE goes
-    straight to the tuples it read (TID scan) and re-checks the hold on each row's newest version after a lock
-    wait, so a hold placed meanwhile is honoured (the row stays, counted as held when the job ends). A row updated
-    concurrently has a new tuple the TID scan does not follow: `moved` deletes those by id (only when the counts
-    show one). History rows (only memories that were updated have any) go in the same statement; for `moved`
-    rows, whose UPDATE event was committed after the statement's snapshot, a second statement removes it. The
-    deleted ids, ascending, become one tombstone row: the memories' content-free DELETE events."""
+    size. Ids are time-ordered, so this walks the heap in about the order the rows were written. The unheld rows'
+    addresses and ids go to the server-side function memories_delete_batch (migration 0005), which deletes them by
+    address, falls back to deleting by id when a row changed since the selection (updated or held meanwhile: the
+    hold is re-checked on the row's newest version), deletes the history rows of those that have any, and records
+    the deleted ids, ascending, as one tombstone row: the memories' content-free DELETE events."""
 
     def __init__(self, scope: dict[str, Any], limit: int) -> None:
         parts, order = _scope_parts(scope, _CURSOR)
@@ -147,7 +148,7 @@ class _BatchStatement:
                 .annotate(
                     tid=RawSQL(f"{_MEMORY}.ctid", ()), free=RawSQL(f"{_MEMORY}.legal_hold_id IS NULL", ())
                 )
-                .values("id", "tid", "free")[:limit]
+                .values("id", "tid", "free", "has_history")[:limit]
             )
             selections.append(selection.query.sql_with_params())
         if len(selections) == 1:
@@ -156,37 +157,20 @@ class _BatchStatement:
             union = " UNION ALL ".join(f"({sql})" for sql, _ in selections)
             select_sql = f"SELECT * FROM ({union}) AS merged ORDER BY id LIMIT %s"
             select_params = [p for _, params in selections for p in params] + [limit]
+        # The selection's ids arrive ascending; ORDER BY makes it a guarantee (a check on sorted input).
         self.sql = f"""
-            WITH sel AS MATERIALIZED ({select_sql}),
-            d AS (
-                DELETE FROM {_MEMORY} m
-                WHERE m.ctid = ANY(ARRAY(SELECT tid FROM sel WHERE free)) AND m.legal_hold_id IS NULL
-                RETURNING m.id, m.has_history
-            ),
-            moved AS (
-                DELETE FROM {_MEMORY} m
-                WHERE (SELECT count(*) FROM d) < (SELECT count(*) FROM sel WHERE free)
-                  AND m.id = ANY(ARRAY(SELECT id FROM sel WHERE free EXCEPT SELECT id FROM d))
-                  AND m.legal_hold_id IS NULL
-                RETURNING m.id, m.has_history
-            ),
-            gone AS (SELECT id, has_history FROM d UNION ALL SELECT id, has_history FROM moved),
-            h AS (
-                DELETE FROM {_HISTORY} h
-                WHERE h.memory_id = ANY(ARRAY(SELECT id FROM gone WHERE has_history))
-                RETURNING 1
-            ),
-            p AS MATERIALIZED (SELECT count(*) AS n, array_agg(id ORDER BY id) AS ids FROM gone),
-            t AS (
-                INSERT INTO {_TOMBSTONE} (job_id, batch, ids, created_at)
-                SELECT %s, %s, p.ids, now() FROM p WHERE p.n > 0
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM sel), (SELECT id FROM sel ORDER BY id DESC LIMIT 1), (SELECT n FROM p),
-                   (SELECT string_agg(uuid_send(u), ''::bytea) FROM (SELECT unnest(ids) AS u FROM p) AS packed),
-                   CASE WHEN %s THEN (SELECT ids FROM p) END, (SELECT count(*) FROM h),
-                   (SELECT array_agg(id) FROM moved WHERE has_history), (SELECT count(*) FROM t),
+            SELECT a.selected, greatest(a.ids[cardinality(a.ids)], a.held[cardinality(a.held)]),
+                   b.deleted, b.history_purged, b.packed, CASE WHEN %s THEN b.ids END,
                    set_config('synchronous_commit', 'off', true)
+            FROM (
+                SELECT count(*) AS selected,
+                       array_agg(s.tid) FILTER (WHERE s.free) AS tids,
+                       array_agg(s.id ORDER BY s.id) FILTER (WHERE s.free) AS ids,
+                       array_agg(s.id) FILTER (WHERE s.free AND s.has_history) AS history,
+                       array_agg(s.id ORDER BY s.id) FILTER (WHERE NOT s.free) AS held
+                FROM ({select_sql}) AS s
+            ) AS a,
+            LATERAL memories_delete_batch(%s, %s, a.tids, a.ids, a.history) AS b
         """
         self.params = select_params
         self.limit = limit
@@ -195,16 +179,8 @@ class _BatchStatement:
         cursor = job.cursor or _NIL
         params = [cursor if p == _CURSOR else p for p in self.params]
         with connection.cursor() as cur:
-            cur.execute(self.sql, [*params, job.id, job.batches + 1, want_ids])
-            selected, last, count, packed, ids, history_purged, moved, written, _ = cur.fetchone()
-            if moved:
-                # Rows updated while the batch waited for their lock: the update's history row was committed
-                # after the statement's snapshot, so `h` could not see it; a new statement (new snapshot, same
-                # transaction) does.
-                cur.execute(f"DELETE FROM {_HISTORY} WHERE memory_id = ANY(%s)", [list(moved)])
-                history_purged += cur.rowcount
-        if written != (1 if count else 0):  # cannot happen; refuse to record progress that would not add up
-            raise RuntimeError("deletion batch wrote no DELETE events for the memories it deleted")
+            cur.execute(self.sql, [want_ids, *params, job.id, job.batches + 1])
+            selected, last, count, history_purged, packed, ids, _ = cur.fetchone()
         bound = last if selected == self.limit else None
         return BatchResult(count, history_purged, bound, list(ids or []), bytes(packed or b""))
 
@@ -514,6 +490,23 @@ def deletion_jobs_history_text_remaining(*, job_ids: list[uuid.UUID]) -> int:
         )
         (count,) = cur.fetchone()
     return int(count)
+
+
+@contextlib.contextmanager
+def index_scans_only() -> Iterator[None]:
+    """Inside a transaction: the queries in the block read through indexes, not whole tables. Right after a large
+    delete the planner's statistics still count the deleted rows as live (until autovacuum's next ANALYZE), so a
+    count of a subject's memories that finds nothing would be planned as a scan of the whole table, a cost that
+    grows with the store; through the (entity, id) index it only passes the deleted rows' entries."""
+    assert connection.in_atomic_block, "SET LOCAL needs a transaction"
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")
+    try:
+        yield
+    finally:
+        if connection.is_usable() and not connection.needs_rollback:
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL enable_seqscan = on")
 
 
 def memories_delete_now(*, kind: str, scope: dict[str, Any], requested_by: str) -> RunResult:

@@ -141,7 +141,8 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             raise IllegalTransition(request, Action.VERIFY)
         user_ids = list(request.subject_user_ids)
         swept = 0
-        residue = _residue(request, user_ids)
+        with engine.index_scans_only():
+            residue = _residue(request, user_ids)
         if residue[
             "memories_remaining"
         ]:  # stragglers: swept through the engine, then everything checked again
@@ -159,7 +160,8 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
                 "final sweep removed stragglers", extra={"request": str(request.id), "count": swept}
             )
             request.refresh_from_db()
-            residue = _residue(request, user_ids)
+            with engine.index_scans_only():
+                residue = _residue(request, user_ids)
         if residue["memories_remaining"] or residue["history_text_remaining"]:
             raise VerificationIncomplete("residue after the final sweep")
         if residue["deletion_jobs_with_clear_scope"] or residue["write_blocks_in_clear"]:
