@@ -29,6 +29,7 @@ import contextlib
 import datetime
 import hashlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -102,11 +103,14 @@ _CURSOR = uuid.UUID("c0c0c0c0-0000-4000-8000-00000000c0de")  # stands for the cu
 def _scope_parts(scope: dict[str, Any], cursor: Any) -> tuple[list[QuerySet[Memory]], tuple[str, ...]]:
     """The scope after the cursor, split by the values of its first entity column, and the keyset order.
 
-    Each value is matched as `= ANY(ARRAY[value])`, the cursor as `(column, id) > (value, cursor)`, and the order
-    is (column, id): exactly the (entity, id) index. Written as `column = value AND id > cursor`, PostgreSQL knows
-    the column is constant and, with time-ordered ids (whose primary key follows the heap), often prefers walking
-    the primary key from the cursor and filtering, which reads other subjects' rows by the thousand. The order is
-    still the id order (one value per part)."""
+    Each value is matched as `(column, id) > (value, cursor) AND column <= value`, and the order is (column, id):
+    exactly the (entity, id) index, whose scan starts right after the cursor (the row comparison is its start key)
+    and ends after the value. Two other spellings are slower: with `column = value AND id > cursor` PostgreSQL
+    knows the column is constant and, with time-ordered ids (whose primary key follows the heap), often prefers
+    walking the primary key from the cursor and filtering, which reads other subjects' rows by the thousand; with
+    `column = ANY(ARRAY[value])` next to the row comparison, the index scan starts at the value's first entry and
+    steps over every entry before the cursor (a job's batches would cost more and more). The order is still the
+    id order (one value per part)."""
     for column in ENTITY_FIELDS:
         if column not in scope:
             continue
@@ -116,10 +120,10 @@ def _scope_parts(scope: dict[str, Any], cursor: Any) -> tuple[list[QuerySet[Memo
         parts = [
             base.extra(
                 where=[
-                    f"{_MEMORY}.{column} = ANY(%s::text[])",
                     f"({_MEMORY}.{column}, {_MEMORY}.id) > (%s, %s::uuid)",
+                    f"{_MEMORY}.{column} <= %s",
                 ],
-                params=[[one], one, cursor],
+                params=[one, cursor, one],
             )
             for one in ([value] if isinstance(value, str) else value)
         ]
@@ -174,12 +178,49 @@ class _BatchStatement:
         """
         self.params = select_params
         self.limit = limit
+        self.name: str | None = None
+        self.session: Any = None
+
+    def prepare(self) -> None:
+        """Makes the statement a prepared one for this session, run with a generic plan: planned once per run
+        instead of once per batch (planning it took 2–6 ms, as the planner probes the ends of the entity index,
+        where a job leaves its deleted rows' entries, on every batch). A scope whose statement cannot be prepared
+        runs unprepared."""
+        count = iter(range(1, 1_000_000))
+        dollar_sql = re.sub(r"%%|%s", lambda m: "%" if m.group() == "%%" else f"${next(count)}", self.sql)
+        name = f"deletion_batch_{uuid.uuid4().hex}"
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute(f"PREPARE {name} AS {dollar_sql}")
+        except DatabaseError as exc:
+            logger.warning("batch statement not prepared", extra={"error": type(exc).__name__})
+            return
+        self.name = name
+        self.session = connection.connection  # prepared statements belong to this database session
+
+    def close(self) -> None:
+        """Drops the prepared statement, if its session is still this connection's (after a lost connection
+        Django opens a new one, which never had it)."""
+        name, self.name = self.name, None
+        if not name or connection.connection is not self.session or connection.needs_rollback:
+            return
+        try:
+            with connection.cursor() as cur:
+                cur.execute(f"DEALLOCATE {name}")
+        except DatabaseError:  # never hide the error that ended the run
+            logger.warning("prepared batch statement not deallocated")
 
     def run(self, job: DeletionJob, *, want_ids: bool) -> BatchResult:
         cursor = job.cursor or _NIL
-        params = [cursor if p == _CURSOR else p for p in self.params]
+        params = [want_ids, *(cursor if p == _CURSOR else p for p in self.params), job.id, job.batches + 1]
         with connection.cursor() as cur:
-            cur.execute(self.sql, [want_ids, *params, job.id, job.batches + 1])
+            if self.name:
+                # the statement's only sensible plan is the (entity, id) index scan; a custom plan per batch
+                # would only add the planning time back
+                cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                cur.execute(f"EXECUTE {self.name}({', '.join(['%s'] * len(params))})", params)
+            else:
+                cur.execute(self.sql, params)
             selected, last, count, history_purged, packed, ids, _ = cur.fetchone()
         bound = last if selected == self.limit else None
         return BatchResult(count, history_purged, bound, list(ids or []), bytes(packed or b""))
@@ -347,6 +388,7 @@ def deletion_job_run(
                 assert job.scope is not None
                 if statement is None:
                     statement = _BatchStatement(job.scope, limit)
+                    statement.prepare()
                 finished = False
                 # One batch per transaction; a pass that ends in it is followed by its straggler batch at once
                 # (a new statement sees what was committed meanwhile), so a small job needs one transaction.
@@ -398,6 +440,8 @@ def deletion_job_run(
                 return RunResult(job=job, finished=False, deleted_ids=collected)
     finally:
         if connection.is_usable():
+            if statement is not None:
+                statement.close()
             with connection.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s)", [key])
 
