@@ -30,16 +30,18 @@ import datetime
 import hashlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -72,6 +74,8 @@ class RunResult:
     finished: bool
     ran: bool = True  # False when another process holds the job or the message's ticket is stale
     deleted_ids: list[uuid.UUID] = field(default_factory=list)
+    packed: bytes = b""  # with collect_packed: every id this run deleted, ascending, 16 bytes each
+    whole: bool = False  # this run started the job from nothing (packed then holds all the job deleted)
 
 
 def ids_digest(ids: list[uuid.UUID]) -> str:
@@ -143,8 +147,10 @@ class _BatchStatement:
     hold is re-checked on the row's newest version), deletes the history rows of those that have any, and records
     the deleted ids, ascending, as one tombstone row: the memories' content-free DELETE events."""
 
-    def __init__(self, scope: dict[str, Any], limit: int) -> None:
+    def __init__(self, scope: dict[str, Any], limit: int, end: uuid.UUID | None = None) -> None:
         parts, order = _scope_parts(scope, _CURSOR)
+        if end is not None:  # a lane: its range ends there
+            parts = [qs.filter(id__lte=end) for qs in parts]
         selections = []
         for qs in parts:
             selection = (
@@ -285,7 +291,9 @@ class _RunningDigest:
     def digest(self, job: DeletionJob) -> str:
         if not job.deleted_count:
             return EMPTY_DIGEST
-        return self.hash.hexdigest() if self.valid else jobs_ids_digest(job_ids=[job.id])
+        if self.valid:
+            return self.hash.hexdigest()
+        return jobs_ids_digest(job_ids=[job.id, *job.lanes.values_list("id", flat=True)])
 
 
 def _finish(
@@ -298,7 +306,7 @@ def _finish(
 ) -> None:
     """Ends the job in one UPDATE, with the fields named in `also` that the caller changed too."""
     if status == DeletionJob.Status.SUCCEEDED:
-        if job.scope:
+        if job.scope and job.parent_id is None:  # a lane's held rows are counted by its parent
             job.held_count = Memory.objects.filter(scope_q(job.scope), legal_hold__isnull=False).count()
         job.digest = (digest or _RunningDigest(complete=False)).digest(job)
     job.status = status
@@ -327,6 +335,80 @@ def _straggler_cursor(job: DeletionJob) -> uuid.UUID:
     return uuid7_floor(started - datetime.timedelta(seconds=settings.DELETION_STRAGGLER_MARGIN_SECONDS))
 
 
+def _scope_last_id(scope: dict[str, Any], cursor: uuid.UUID) -> uuid.UUID | None:
+    """The scope's highest id after the cursor (a backward scan of each value's (entity, id) range)."""
+    parts, order = _scope_parts(scope, cursor)
+    last = None
+    for qs in parts:
+        value = qs.order_by(*(f"-{name}" for name in order)).values_list("id", flat=True).first()
+        if value is not None and (last is None or value > last):
+            last = value
+    return last
+
+
+def _lanes_create(job: DeletionJob) -> bool:
+    """Splits the rest of the job's first pass, (cursor, last id of the scope], into DELETION_LANES child jobs over
+    consecutive id ranges of equal width (for time-ordered ids: equal spans of time). Inside the job's batch
+    transaction, so the lanes exist exactly when the progress that handed them the rest does."""
+    assert job.scope is not None and job.cursor is not None
+    last = _scope_last_id(job.scope, job.cursor)
+    low, count = job.cursor.int, settings.DELETION_LANES
+    if last is None or last.int - low < count:
+        return False
+    bounds = [low + (last.int - low) * i // count for i in range(1, count)]
+    DeletionJob.objects.bulk_create(
+        DeletionJob(
+            kind=job.kind,
+            scope=job.scope,
+            scope_pseudonymised=job.scope_pseudonymised,
+            requested_by=job.requested_by,
+            parent=job,
+            cursor=uuid.UUID(int=start),
+            cursor_end=uuid.UUID(int=end) if end is not None else None,
+        )
+        for start, end in zip([low, *bounds], [*bounds, None], strict=True)
+    )
+    return True
+
+
+_lane_pool: ThreadPoolExecutor | None = None
+_lane_pool_lock = threading.Lock()
+
+
+def _lane_run(lane_id: uuid.UUID, budget: float, limit: int) -> RunResult:
+    """One lane, in a thread of the pool, on that thread's own database connection: kept for the next job's lanes
+    (a new session's first batch costs ~20 ms more: connection, catalog caches, the function's compilation) as
+    Django keeps any connection, up to CONN_MAX_AGE."""
+    try:
+        return deletion_job_run(job_id=lane_id, budget_seconds=budget, batch_size=limit, collect_packed=True)
+    finally:
+        connection.close_if_unusable_or_obsolete()
+
+
+def _lanes_run(job_id: uuid.UUID, *, budget: float, limit: int, digest: "_RunningDigest") -> bool:
+    """Runs the job's unfinished lanes side by side until they finish or the budget is spent; True when every lane
+    has finished. Feeds the lanes' ids to the job's running digest when each lane ran whole in this call."""
+    global _lane_pool
+    with _lane_pool_lock:
+        if _lane_pool is None:
+            _lane_pool = ThreadPoolExecutor(max_workers=settings.DELETION_LANES, thread_name_prefix="lane")
+    lanes = list(DeletionJob.objects.filter(parent_id=job_id).order_by(F("cursor_end").asc(nulls_last=True)))
+    futures = {
+        lane.id: _lane_pool.submit(_lane_run, lane.id, budget, limit)
+        for lane in lanes
+        if not lane.is_finished
+    }
+    wait(futures.values())  # every lane stops before an error of one is raised
+    results = {lane_id: future.result() for lane_id, future in futures.items()}
+    for lane in lanes:
+        result = results.get(lane.id)
+        if result is not None and result.whole and result.finished:
+            digest.feed(result.packed)
+        else:
+            digest.valid = False
+    return all(result.finished for result in results.values())
+
+
 def deletion_job_run(
     *,
     job_id: uuid.UUID | str,
@@ -334,12 +416,19 @@ def deletion_job_run(
     budget_seconds: float | None = None,
     batch_size: int | None = None,
     collect_ids: bool = False,
+    collect_packed: bool = False,
 ) -> RunResult:
     """Runs batches of a job until it finishes or the time budget is spent.
 
     With a ticket (a Celery delivery), runs only if the ticket is the job's current one, and when the budget is
     spent dispatches a continuation (new ticket) in the transaction of the last batch. Without one (a synchronous
     caller), runs unconditionally and never dispatches.
+
+    Lanes: when the first batch of a job's first pass is full (and the run owns its transactions), the rest of that
+    pass is split into DELETION_LANES child jobs over consecutive id ranges (_lanes_create), run side by side in
+    threads, each with the same batches, progress records and tombstones as any job, adding its progress to the
+    job's counters in each batch's transaction; when all have finished, the job goes on with its straggler pass. A
+    resumed run resumes the unfinished lanes.
 
     Side effects per batch (one transaction): memories deleted; their history rows deleted; one MemoryTombstone
     (the batch's DELETE events); the job's counters/cursor/heartbeat updated. On completion the job becomes
@@ -349,6 +438,7 @@ def deletion_job_run(
     job_id = uuid.UUID(str(job_id))
     budget = settings.DELETION_TASK_BUDGET_SECONDS if budget_seconds is None else budget_seconds
     limit = batch_size or settings.DELETION_BATCH_SIZE
+    lanes_allowed = settings.DELETION_LANES > 1 and not collect_ids and not connection.in_atomic_block
     key = _lock_key(job_id)
     with connection.cursor() as cur:
         cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
@@ -356,12 +446,29 @@ def deletion_job_run(
     if not locked:  # the same ticket is being worked on right now; that run continues the chain
         return RunResult(job=DeletionJob.objects.get(id=job_id), finished=False, ran=False)
     collected: list[uuid.UUID] = []
+    packed: list[bytes] = []
     started = time.monotonic()
     statement: _BatchStatement | None = None
     digest = _RunningDigest(complete=False)
+    whole = False
     first = True
+    lanes = ""  # "" none; "open": to run; "done": finished, to be added up
     try:
         while True:
+            if lanes == "open":
+                remaining = max(budget - (time.monotonic() - started), 0.0)
+                if not _lanes_run(job_id, budget=remaining, limit=limit, digest=digest):
+                    with transaction.atomic():
+                        job = DeletionJob.objects.select_for_update().get(id=job_id)
+                        job.heartbeat_at = timezone.now()
+                        fields = ["heartbeat_at"]
+                        if ticket is not None and job.attempts == ticket and not job.is_finished:
+                            job.attempts += 1  # the continuation's ticket
+                            fields.append("attempts")
+                            _send_on_commit(job.id, job.attempts)
+                        job.save(update_fields=fields)
+                    return RunResult(job=job, finished=False)
+                lanes = "done"
             with transaction.atomic():
                 job = DeletionJob.objects.select_for_update().get(id=job_id)
                 fields = [
@@ -371,8 +478,8 @@ def deletion_job_run(
                     "batches",
                     "heartbeat_at",
                     "passes",
+                    "pass_deleted_count",
                 ]
-                fields.append("pass_deleted_count")
                 if first:
                     if job.is_finished:
                         return RunResult(job=job, finished=True, ran=False)
@@ -381,15 +488,26 @@ def deletion_job_run(
                     job.status = DeletionJob.Status.RUNNING
                     job.started_at = job.started_at or timezone.now()
                     fields += ["status", "started_at"]
-                    digest = _RunningDigest(complete=job.deleted_count == 0)
+                    whole = job.deleted_count == 0
+                    digest = _RunningDigest(complete=whole)
                     first = False
+                    if job.parent_id is None and job.passes == 0 and job.lanes.exists():
+                        lanes = "open"  # a run before this one handed its first pass to lanes
+                        job.save(update_fields=fields)
+                        continue
                 elif job.is_finished:
                     return RunResult(job=job, finished=True, deleted_ids=collected)
                 assert job.scope is not None
+                if lanes == "done":  # the first pass is over (the lanes added their counts to the job's)
+                    job.cursor = _straggler_cursor(job)
+                    job.passes += 1
+                    job.pass_deleted_count = 0
+                    lanes = ""
                 if statement is None:
-                    statement = _BatchStatement(job.scope, limit)
+                    statement = _BatchStatement(job.scope, limit, end=job.cursor_end)
                     statement.prepare()
                 finished = False
+                before = (job.deleted_count, job.history_purged_count, job.batches)
                 # One batch per transaction; a pass that ends in it is followed by its straggler batch at once
                 # (a new statement sees what was committed meanwhile), so a small job needs one transaction.
                 for _ in range(2):
@@ -397,15 +515,30 @@ def deletion_job_run(
                     digest.feed(batch.packed)
                     if collect_ids:
                         collected.extend(batch.deleted)
+                    if collect_packed:
+                        packed.append(batch.packed)
                     job.deleted_count += batch.deleted_count
                     job.history_purged_count += batch.history_purged
                     job.batches += 1 if batch.deleted_count else 0
                     job.pass_deleted_count += batch.deleted_count
                     if batch.bound is not None:
                         job.cursor = batch.bound
+                        if (
+                            lanes_allowed
+                            and job.parent_id is None
+                            and job.passes == 0
+                            and _scope_parts(job.scope, _NIL)[1] != ("id",)  # lanes need an entity index
+                            and _lanes_create(job)
+                        ):
+                            lanes = "open"
                         break
-                    if "memory_ids" in job.scope or (job.passes > 0 and job.pass_deleted_count == 0):
-                        # Named ids cannot be written behind the cursor; otherwise a straggler pass found nothing.
+                    if (
+                        "memory_ids" in job.scope
+                        or job.parent_id is not None
+                        or (job.passes > 0 and job.pass_deleted_count == 0)
+                    ):
+                        # Named ids cannot be written behind the cursor; a lane's range ends with its first pass
+                        # (its parent makes the straggler pass); otherwise a straggler pass found nothing.
                         finished = True
                         break
                     # End of a pass: one more, over the ids that can have been written since the job started.
@@ -413,6 +546,16 @@ def deletion_job_run(
                     job.passes += 1
                     job.pass_deleted_count = 0
                 job.heartbeat_at = timezone.now()
+                if job.parent_id is not None:
+                    # a lane's progress is its parent's, in the same transaction (the parent's counters stay
+                    # exact and current; lanes lock their own row first and the parent's last: no deadlock)
+                    DeletionJob.objects.filter(id=job.parent_id).update(
+                        deleted_count=F("deleted_count") + (job.deleted_count - before[0]),
+                        history_purged_count=F("history_purged_count")
+                        + (job.history_purged_count - before[1]),
+                        batches=F("batches") + (job.batches - before[2]),
+                        heartbeat_at=job.heartbeat_at,
+                    )
                 out_of_time = False
                 if finished:
                     # The batch statement turned synchronous_commit off for its transaction: a batch that is not
@@ -427,17 +570,22 @@ def deletion_job_run(
                         "deletion job finished",
                         extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
                     )
-                else:
+                elif lanes != "open":
                     out_of_time = time.monotonic() - started >= budget
                     if out_of_time and ticket is not None:
                         job.attempts += 1  # the continuation's ticket, committed with this batch
                         fields.append("attempts")
                         _send_on_commit(job.id, job.attempts)
+                if not finished:
                     job.save(update_fields=fields)
-            if finished:
-                return RunResult(job=job, finished=True, deleted_ids=collected)
-            if out_of_time:
-                return RunResult(job=job, finished=False, deleted_ids=collected)
+            if finished or out_of_time:
+                return RunResult(
+                    job=job,
+                    finished=finished,
+                    deleted_ids=collected,
+                    packed=b"".join(packed),
+                    whole=whole,
+                )
     finally:
         if connection.is_usable():
             if statement is not None:
@@ -494,7 +642,7 @@ def deletion_jobs_resume_stale(*, stale_seconds: float | None = None) -> int:
         # SKIP LOCKED: a job whose row is locked is inside a batch right now, hence alive.
         candidates = (
             DeletionJob.objects.select_for_update(skip_locked=True)
-            .filter(status__in=[DeletionJob.Status.PENDING, DeletionJob.Status.RUNNING])
+            .filter(status__in=[DeletionJob.Status.PENDING, DeletionJob.Status.RUNNING], parent__isnull=True)
             .filter(
                 Q(heartbeat_at__lt=now - datetime.timedelta(seconds=stale))
                 | Q(heartbeat_at__isnull=True, created_at__lt=now - datetime.timedelta(seconds=stale))

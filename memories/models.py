@@ -248,6 +248,10 @@ class DeletionJob(models.Model):
         default=0
     )  # deleted by the current pass (a straggler pass ends the job when 0)
     cursor = models.UUIDField(null=True, blank=True)
+    # Lanes: a large job's first pass is split into child jobs over consecutive id ranges, run side by side by
+    # the parent's run (memories.engine); a lane ends at cursor_end (inclusive; None: the end of the scope).
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="lanes")
+    cursor_end = models.UUIDField(null=True, blank=True)
     digest = models.CharField(max_length=64, default="0" * 64)
     attempts = models.PositiveIntegerField(default=0)
     error = models.CharField(max_length=200, blank=True)

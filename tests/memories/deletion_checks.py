@@ -5,10 +5,13 @@ memories_history (its UPDATE rows and any legacy ADD/DELETE rows were deleted in
 remains); its content-free DELETE event is recorded exactly once, in one of the job's tombstones (one per batch that
 deleted something, numbered 1..job.batches, ids ascending); and the history selector answers exactly that one
 event. The job's counters are exact: deleted_count, held_count, history_purged_count (history rows deleted, so
-0 for a memory that never had one) and the digest over the sorted deleted ids."""
+0 for a memory that never had one) and the digest over the sorted deleted ids. A large job's lanes (child jobs)
+hold the tombstones of the id ranges they deleted; the job's counters include theirs."""
 
 import uuid
 from collections.abc import Iterable
+
+from django.db.models import F
 
 from memories.engine import ids_digest
 from memories.models import DeletionJob, Memory, MemoryHistory, MemoryTombstone
@@ -20,8 +23,18 @@ def history_rows(memory_ids: Iterable[uuid.UUID]) -> int:
     return MemoryHistory.objects.filter(memory_id__in=list(memory_ids)).count()
 
 
+def lanes_of(job: DeletionJob) -> list[DeletionJob]:
+    """The job's lanes (child jobs that deleted consecutive id ranges of its first pass), in id order."""
+    return list(DeletionJob.objects.filter(parent=job).order_by(F("cursor_end").asc(nulls_last=True)))
+
+
 def tombstones_of(job: DeletionJob) -> list[MemoryTombstone]:
-    return list(MemoryTombstone.objects.filter(job=job).order_by("batch"))
+    """The job's DELETE events: its own tombstones and its lanes', batch by batch."""
+    jobs = [job, *lanes_of(job)]
+    return sorted(
+        MemoryTombstone.objects.filter(job__in=jobs),
+        key=lambda t: ([j.id for j in jobs].index(t.job_id), t.batch),
+    )
 
 
 def assert_delete_event(memory_id: uuid.UUID, tombstone: MemoryTombstone) -> None:
@@ -57,8 +70,16 @@ def assert_deleted_exactly(
         "history rows left for deleted memories"
     )
 
+    lanes = lanes_of(job)
+    assert all(lane.status == DeletionJob.Status.SUCCEEDED and lane.scope is None for lane in lanes)
     tombstones = tombstones_of(job)
-    assert [t.batch for t in tombstones] == list(range(1, job.batches + 1))
+    # each job (the job, its lanes) numbers its own batches 1..n; the job's count includes its lanes'
+    own = {
+        job.id: job.batches - sum(lane.batches for lane in lanes),
+        **{lane.id: lane.batches for lane in lanes},
+    }
+    for owner, count in own.items():
+        assert [t.batch for t in tombstones if t.job_id == owner] == list(range(1, count + 1))
     for tombstone in tombstones:
         assert tombstone.ids and tombstone.ids == sorted(tombstone.ids)
         # (its created_at is the batch transaction's now(): under the `db` fixture, the test's transaction start)
@@ -66,7 +87,7 @@ def assert_deleted_exactly(
     recorded = [memory_id for tombstone in tombstones for memory_id in tombstone.ids]
     assert len(recorded) == len(ids) and sorted(recorded) == ids  # each deleted id exactly once, nothing else
     wanted = set(ids)
-    for other in MemoryTombstone.objects.exclude(job=job).values_list("ids", flat=True):
+    for other in MemoryTombstone.objects.exclude(job__in=[job, *lanes]).values_list("ids", flat=True):
         assert not wanted.intersection(other), "another job's tombstone records a memory this job deleted"
 
     tombstone_of = {memory_id: tombstone for tombstone in tombstones for memory_id in tombstone.ids}

@@ -149,7 +149,11 @@ def test_zero_budget_and_tiny_batches_reenqueue_many_times_with_exact_counts(sta
     for memory in mine[::5]:  # 12 memories with an UPDATE row, one of them with two
         memory_update(memory=memory, text=f"fact changed {memory.id}")
     memory_update(memory=mine[0], text="fact changed twice")
-    start_worker("zero", extra_env={"DELETION_BATCH_SIZE": "7", "DELETION_TASK_BUDGET_SECONDS": "0"})
+    # one lane: this is about the chain of continuations (lanes have their own test)
+    start_worker(
+        "zero",
+        extra_env={"DELETION_BATCH_SIZE": "7", "DELETION_TASK_BUDGET_SECONDS": "0", "DELETION_LANES": "1"},
+    )
     job = _start_job("olga")
 
     wait_for(lambda: DeletionJob.objects.get(id=job.id).is_finished, timeout=60, message="job")

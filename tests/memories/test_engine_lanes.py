@@ -1,0 +1,97 @@
+"""Lanes: a job whose first batch is full hands the rest of its first pass to DELETION_LANES child jobs over
+consecutive id ranges, run side by side in threads (each with its own database connection), then makes its
+straggler pass. Real PostgreSQL, committed data (threads see only committed rows), no worker."""
+
+import pytest
+from django.db import transaction
+
+from memories import engine
+from memories.engine import deletion_job_create, deletion_job_run, deletion_jobs_resume_stale
+from memories.models import DeletionJob, Memory, MemoryTombstone
+from memories.services import legal_hold_place, memories_add, memory_update
+from tests.memories.deletion_checks import assert_deleted_exactly, lanes_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _subject(user_id: str, n: int, *, updated_every: int = 5) -> list[Memory]:
+    mine = memories_add(texts=[f"{user_id} fact {i}" for i in range(n)], user_id=user_id)
+    for memory in mine[::updated_every]:
+        memory_update(memory=memory, text=f"{user_id} changed {memory.id}")
+    memories_add(texts=["someone else"] * 5, user_id=f"not-{user_id}")
+    return mine
+
+
+def _new_job(scope: dict) -> DeletionJob:
+    with transaction.atomic():
+        return deletion_job_create(kind="filter", scope=scope, requested_by="test", enqueue=False)
+
+
+def test_a_large_job_splits_into_lanes_that_delete_disjoint_ranges_with_exact_counts_and_digest(settings):
+    settings.DELETION_LANES = 2
+    mine = _subject("lana", 230)
+    job = _new_job({"user_id": "lana"})
+
+    result = deletion_job_run(job_id=job.id, batch_size=20, budget_seconds=60)
+
+    assert result.finished
+    lanes = lanes_of(job)
+    assert len(lanes) == 2 and all(lane.parent_id == job.id for lane in lanes)
+    # the lanes cover consecutive ranges after the job's first batch: the first ends where the second starts
+    assert lanes[0].cursor_end is not None and lanes[1].cursor_end is None
+    counts = [lane.deleted_count for lane in lanes]
+    assert sum(counts) == 230 - 20 and min(counts) > 0
+    # every id is recorded once; the job's counters include its lanes' and its digest covers them (in order)
+    assert_deleted_exactly(job, [m.id for m in mine], history_purged=46)
+    assert Memory.objects.filter(user_id="not-lana").count() == 5
+
+
+def test_lanes_interrupted_by_the_time_budget_resume_to_exact_counts(settings):
+    # given: a zero budget, so every run does one transaction per lane and stops
+    settings.DELETION_LANES = 3
+    mine = _subject("luz", 157, updated_every=3)
+    held = mine[100:104]
+    legal_hold_place(
+        scope={"memory_ids": [str(m.id) for m in held]}, reason="art17_3_e", note="", placed_by="t"
+    )
+    job = _new_job({"user_id": "luz"})
+
+    # when
+    runs = 0
+    while not deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=0).finished:
+        runs += 1
+        assert runs < 200
+        # the job's counters include what its lanes deleted so far, batch by batch
+        job.refresh_from_db()
+        assert job.deleted_count == sum(lane.deleted_count for lane in lanes_of(job)) + 10
+
+    # then: resumed many times, the job and its three lanes add up exactly (the digest from the tombstones)
+    assert runs >= 3 and len(lanes_of(job)) == 3
+    deleted = [m.id for m in mine if m not in held]
+    purged = sum(1 for m in mine[::3] if m not in held)
+    assert_deleted_exactly(job, deleted, history_purged=purged, held=4)
+    assert set(Memory.objects.filter(user_id="luz").values_list("id", flat=True)) == {m.id for m in held}
+
+
+def test_a_job_whose_first_batch_is_not_full_has_no_lanes_and_lanes_are_never_swept_on_their_own(
+    settings, monkeypatch
+):
+    settings.DELETION_LANES = 2
+    small = _subject("sol", 15)
+    job = _new_job({"user_id": "sol"})
+    assert deletion_job_run(job_id=job.id, batch_size=20, budget_seconds=60).finished
+    assert lanes_of(job) == []
+    assert_deleted_exactly(job, [m.id for m in small], history_purged=3)
+
+    # a job interrupted while its lanes run: only the job itself is re-sent by the sweeper
+    _subject("sid", 100)
+    job = _new_job({"user_id": "sid"})
+    deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=0)
+    deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=0)
+    assert len(lanes_of(job)) == 2
+    DeletionJob.objects.update(heartbeat_at=None)
+    sent: list = []
+    monkeypatch.setattr(engine, "_send_on_commit", lambda job_id, ticket: sent.append(job_id))
+    assert deletion_jobs_resume_stale(stale_seconds=0) == 1
+    assert sent == [job.id]
+    assert MemoryTombstone.objects.filter(job__parent=job).exists()
