@@ -44,6 +44,7 @@ ERASE = (
 )
 SMALL_SUBJECTS, SMALL_EACH = 1_000, 20  # the many-small-requests figure: subjects "esub-0" … "esub-999"
 WARM = "user-0"  # 100 memories of the 1,000,000-row store, deleted by the warm-up job
+WARM_LANES = "bench-warm"  # 20,000 memories: a second warm-up job, large enough to run in lanes
 PROBES = [f"probe-{i}" for i in range(11)]  # probe-0 warms each probe process up; 1–10 are measured
 
 
@@ -152,9 +153,9 @@ def _worker(db: str) -> Iterator[tuple[dict[str, str], subprocess.Popen, str]]:
 def _engine_through_worker(env: dict[str, str], worker: subprocess.Popen) -> dict:
     import psutil
 
-    # A warm-up job (one small user) first, through the same worker and the same client process: the
-    # figure is a running service's (worker connected to the database, client connected to the broker), not
-    # the one-off connection set-up of a freshly started pair of processes.
+    # Warm-up jobs first (one small user, then one large enough for lanes), through the same worker and the same
+    # client process: the figure is a running service's (worker and its lane threads connected to the database,
+    # client connected to the broker), not the one-off connection set-up of freshly started processes.
     code = (
         "import os,django,time,sys;django.setup();from django.db import transaction;"
         "from memories.engine import deletion_job_create;from memories.models import DeletionJob\n"
@@ -172,7 +173,7 @@ def _engine_through_worker(env: dict[str, str], worker: subprocess.Popen) -> dic
         " with transaction.atomic(), connection.cursor() as c:\n"
         "  c.execute('DELETE FROM memories_memory WHERE user_id = %s',[user]);n=c.rowcount\n"
         " return time.perf_counter()-t,n\n"
-        f"run('{WARM}')\n"
+        f"run('{WARM}');run('{WARM_LANES}')\n"
         f"for user,copy in {list(zip(TARGETS, RAWS, strict=True))!r}:\n"
         " checkpoint();s,j=run(user)\n"
         " checkpoint();r,n=raw(copy)\n"
@@ -267,7 +268,7 @@ def main() -> None:
         _log("loading the 1,000,000-memory store (1 in 20 memories with an UPDATE history row)")
         size_big = load_store(f"{PG}/{BIG}", groups=[*[(t, 100_000, 100_000) for t in TARGETS],
                               ("probe", 11_000, 1_000), ("esub", SMALL_SUBJECTS * SMALL_EACH, SMALL_EACH),
-                              ("user", 189_000 - SMALL_SUBJECTS * SMALL_EACH, 100)],
+                              (WARM_LANES, 20_000, 20_000), ("user", 169_000 - SMALL_SUBJECTS * SMALL_EACH, 100)],
                               copies={**{raw: TARGET for raw in RAWS}, RAW_SAME: TARGET, ERASE: TARGET})  # fmt: skip
         _log(f"loaded {size_big:,} memories; loading the 100,000-memory store")
         size_small = load_store(f"{PG}/{SMALL}", groups=[("probe", 11_000, 1_000), ("user", 89_000, 100)])

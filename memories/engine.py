@@ -346,16 +346,23 @@ def _scope_last_id(scope: dict[str, Any], cursor: uuid.UUID) -> uuid.UUID | None
     return last
 
 
-def _lanes_create(job: DeletionJob) -> bool:
-    """Splits the rest of the job's first pass, (cursor, last id of the scope], into DELETION_LANES child jobs over
-    consecutive id ranges of equal width (for time-ordered ids: equal spans of time). Inside the job's batch
-    transaction, so the lanes exist exactly when the progress that handed them the rest does."""
-    assert job.scope is not None and job.cursor is not None
-    last = _scope_last_id(job.scope, job.cursor)
-    low, count = job.cursor.int, settings.DELETION_LANES
-    if last is None or last.int - low < count:
+def _lanes_create(job: DeletionJob, limit: int) -> bool:
+    """When the job's scope holds more than one batch, splits its first pass into DELETION_LANES child jobs over
+    consecutive id ranges of equal width between the scope's first and last ids (for time-ordered ids: equal spans
+    of time). Returns whether it did. In the job's transaction, so the lanes exist exactly when the job's first
+    transaction committed."""
+    assert job.scope is not None
+    parts, order = _scope_parts(job.scope, _NIL)
+    if order == ("id",):  # lanes need the (entity, id) index to find their ranges' rows
         return False
-    bounds = [low + (last.int - low) * i // count for i in range(1, count)]
+    if not any(qs.order_by(*order).values_list("id", flat=True)[limit : limit + 1] for qs in parts):
+        return False
+    first = min(value for qs in parts if (value := qs.order_by(*order).values_list("id", flat=True).first()))
+    last = _scope_last_id(job.scope, _NIL)
+    count = settings.DELETION_LANES
+    if last is None or last.int - first.int < count:
+        return False
+    bounds = [first.int + (last.int - first.int) * i // count for i in range(1, count)]
     DeletionJob.objects.bulk_create(
         DeletionJob(
             kind=job.kind,
@@ -366,7 +373,7 @@ def _lanes_create(job: DeletionJob) -> bool:
             cursor=uuid.UUID(int=start),
             cursor_end=uuid.UUID(int=end) if end is not None else None,
         )
-        for start, end in zip([low, *bounds], [*bounds, None], strict=True)
+        for start, end in zip([0, *bounds], [*bounds, None], strict=True)
     )
     return True
 
@@ -424,8 +431,8 @@ def deletion_job_run(
     spent dispatches a continuation (new ticket) in the transaction of the last batch. Without one (a synchronous
     caller), runs unconditionally and never dispatches.
 
-    Lanes: when the first batch of a job's first pass is full (and the run owns its transactions), the rest of that
-    pass is split into DELETION_LANES child jobs over consecutive id ranges (_lanes_create), run side by side in
+    Lanes: when a job's scope holds more than one batch (and the run owns its transactions), its first pass is
+    split into DELETION_LANES child jobs over consecutive id ranges (_lanes_create), run side by side in
     threads, each with the same batches, progress records and tombstones as any job, adding its progress to the
     job's counters in each batch's transaction; when all have finished, the job goes on with its straggler pass. A
     resumed run resumes the unfinished lanes.
@@ -491,10 +498,14 @@ def deletion_job_run(
                     whole = job.deleted_count == 0
                     digest = _RunningDigest(complete=whole)
                     first = False
-                    if job.parent_id is None and job.passes == 0 and job.lanes.exists():
-                        lanes = "open"  # a run before this one handed its first pass to lanes
-                        job.save(update_fields=fields)
-                        continue
+                    if job.parent_id is None and job.passes == 0:
+                        if job.lanes.exists():
+                            lanes = "open"  # a run before this one handed its first pass to lanes
+                        elif lanes_allowed and job.cursor is None and _lanes_create(job, limit):
+                            lanes = "open"
+                        if lanes:
+                            job.save(update_fields=fields)
+                            continue
                 elif job.is_finished:
                     return RunResult(job=job, finished=True, deleted_ids=collected)
                 assert job.scope is not None
@@ -523,14 +534,6 @@ def deletion_job_run(
                     job.pass_deleted_count += batch.deleted_count
                     if batch.bound is not None:
                         job.cursor = batch.bound
-                        if (
-                            lanes_allowed
-                            and job.parent_id is None
-                            and job.passes == 0
-                            and _scope_parts(job.scope, _NIL)[1] != ("id",)  # lanes need an entity index
-                            and _lanes_create(job)
-                        ):
-                            lanes = "open"
                         break
                     if (
                         "memory_ids" in job.scope

@@ -193,7 +193,7 @@ CELERY_TIMEZONE = "UTC"
 # The deletion engine (memories/engine.py).
 DELETION_BATCH_SIZE = env_int("DELETION_BATCH_SIZE", 10000)
 DELETION_TASK_BUDGET_SECONDS = env_float("DELETION_TASK_BUDGET_SECONDS", 20.0)
-# A job whose scope holds more than two batches deletes the rest of its first pass in this many lanes at once
+# A job whose scope holds more than one batch deletes its first pass in this many lanes at once
 # (threads of the worker process, one database connection each); 1 turns lanes off.
 DELETION_LANES = env_int("DELETION_LANES", 2)
 DELETION_STALE_SECONDS = env_float("DELETION_STALE_SECONDS", 60.0)
