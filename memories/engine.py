@@ -671,15 +671,17 @@ def deletion_jobs_resume_stale(*, stale_seconds: float | None = None) -> int:
 
 def deletion_jobs_history_text_remaining(*, job_ids: list[uuid.UUID]) -> int:
     """How many history rows still hold text for the memories that these jobs deleted (0 after a correct run: the
-    batch statement deleted them; a row written concurrently behind it would show here). One query: the ids of
-    the jobs' tombstones, each looked up through history_memory_id_idx."""
+    batch statement deleted them). Looks up the memories that had history rows when they were deleted (each
+    tombstone's history_ids; all its ids for tombstones written before those were recorded): a history row for
+    any other deleted memory cannot exist, as none can be written for a memory that is gone (the history trigger,
+    migration 0007) and writing one flags its memory. One query, each id looked up through history_memory_id_idx."""
     if not job_ids:
         return 0
     with connection.cursor() as cur:
         cur.execute(
             # = ANY(ARRAY(…)): an index scan with the ids as one array, never a hash join over the whole table
             f"""SELECT count(*) FROM {_HISTORY} h WHERE h.memory_id = ANY(ARRAY(
-                    SELECT unnest(t.ids) FROM {_TOMBSTONE} t WHERE t.job_id = ANY(%s)))
+                    SELECT unnest(coalesce(t.history_ids, t.ids)) FROM {_TOMBSTONE} t WHERE t.job_id = ANY(%s)))
                 AND (h.old_memory IS NOT NULL OR h.new_memory IS NOT NULL)""",
             [list(job_ids)],
         )

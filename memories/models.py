@@ -291,6 +291,10 @@ class MemoryTombstone(models.Model):
     job = models.ForeignKey(DeletionJob, on_delete=models.PROTECT, related_name="tombstones")
     batch = models.PositiveIntegerField()
     ids = ArrayField(models.UUIDField())
+    # Those of `ids` that had history rows (has_history) when deleted: the only ones whose history a verification
+    # needs to look up, as no history row can be written for a memory that no longer exists (the trigger of
+    # migration 0007). NULL on tombstones written before: all their ids are looked up.
+    history_ids = ArrayField(models.UUIDField(), null=True, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:

@@ -2,6 +2,7 @@
 
 import pytest
 from django.core import mail
+from django.db import IntegrityError, connection, transaction
 
 from erasure.models import AuditEntry, ErasureRequest, State
 from erasure.services import (
@@ -138,14 +139,42 @@ def test_verify_sweeps_a_straggler_written_past_the_block():
     assert not MemoryHistory.objects.filter(memory_id=straggler.id, new_memory__isnull=False).exists()
 
 
-def test_verify_finds_history_text_written_for_a_deleted_memory_and_refuses():
-    # given: the job deleted the memory, then a late writer put its text back into the history
+def _history_written_past_the_trigger(memory_id, text: str) -> None:
+    """A history row written with the database's safeguard switched off (the trigger refuses history rows for
+    memories that do not exist): residue only a bug or an operator could leave."""
+    with connection.cursor() as cur:
+        cur.execute("ALTER TABLE memories_history DISABLE TRIGGER memories_history_flag")
+    MemoryHistory.objects.create(
+        memory_id=memory_id, event="UPDATE", old_memory=text, new_memory=f"{text} again"
+    )
+    with connection.cursor() as cur:
+        cur.execute("ALTER TABLE memories_history ENABLE TRIGGER memories_history_flag")
+
+
+def test_a_late_writer_cannot_put_history_text_back_for_a_deleted_memory():
+    # given: the job deleted the memory
     [memory] = memories_add(texts=["s1"], user_id="subj")
+    request = _approved(["subj"])
+    _run_job(request)
+    # when / then: a history row for it is refused by the database, and the request verifies
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MemoryHistory.objects.create(
+            memory_id=memory.id, event="UPDATE", old_memory="s1", new_memory="s1 again"
+        )
+    assert erasure_request_verify(request_id=request.id).state == State.VERIFIED
+
+
+def test_verify_finds_history_text_left_for_a_deleted_memory_and_refuses():
+    # given: the job deleted a memory that had history, then its text came back into the history
+    [memory] = memories_add(texts=["s1"], user_id="subj")
+    memory_update(memory=memory, text="s1 edited")
     memories_add(texts=["other history"], user_id="other")
     request = _approved(["subj"])
     _run_job(request)
-    assert MemoryTombstone.objects.filter(job_id=request.deletion_job_id, ids__contains=[memory.id]).exists()
-    MemoryHistory.objects.create(memory_id=memory.id, event="UPDATE", old_memory="s1", new_memory="s1 again")
+    assert MemoryTombstone.objects.filter(
+        job_id=request.deletion_job_id, history_ids__contains=[memory.id]
+    ).exists()
+    _history_written_past_the_trigger(memory.id, "s1")
     # when / then
     with pytest.raises(VerificationIncomplete):
         erasure_request_verify(request_id=request.id)
@@ -238,9 +267,10 @@ def test_inline_verification_that_finds_residue_hands_over_to_the_task(monkeypat
     sent: list[str] = []
     monkeypatch.setattr(tasks.erasure_request_verify_task, "delay", sent.append)
     [memory] = memories_add(texts=["s1"], user_id="subj")
+    memory_update(memory=memory, text="s1 edited")
     request = _approved(["subj"])
     _run_job(request)
-    MemoryHistory.objects.create(memory_id=memory.id, event="UPDATE", old_memory="s1", new_memory="s1 again")
+    _history_written_past_the_trigger(memory.id, "s1")
     monkeypatch.setattr(tasks, "current_task", SimpleNamespace(name=tasks.INLINE_AFTER))
     tasks.verify_now_or_enqueue(str(request.id))
     request.refresh_from_db()

@@ -9,7 +9,7 @@ import time
 import uuid
 
 import pytest
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from memories.engine import deletion_job_create, deletion_job_run
@@ -59,6 +59,8 @@ def test_every_deleted_memory_ends_with_one_content_free_delete_event_dated_at_d
     assert result.finished
     (tombstone,) = assert_deleted_exactly(result.job, [m.id for m in kim], history_purged=2 + 1 + 2)
     assert started <= tombstone.created_at <= timezone.now()
+    # the memories that had history rows are listed for verifications (the others cannot have any left)
+    assert sorted(tombstone.history_ids) == sorted([updated.id, legacy.id, legacy_deleted.id])
     for memory in kim:
         (event,) = memory_history(memory_id=memory.id)
         assert event.event == "DELETE" and event.created_at == tombstone.created_at
@@ -70,6 +72,23 @@ def test_every_deleted_memory_ends_with_one_content_free_delete_event_dated_at_d
         ("ADD", "other secret"),
         ("UPDATE", "other secret 2"),
     ]
+
+
+def test_no_history_row_can_be_written_for_a_memory_that_does_not_exist(transactional_db):
+    gone = Memory.objects.create(text="gone", hash="h", user_id="kim")
+    Memory.objects.filter(id=gone.id).delete()
+    with pytest.raises(IntegrityError):
+        MemoryHistory.objects.create(memory_id=gone.id, event="UPDATE", old_memory="a", new_memory="b")
+    # a statement mixing rows for existing and missing memories is refused as a whole
+    kept = Memory.objects.create(text="kept", hash="h", user_id="kim")
+    with pytest.raises(IntegrityError):
+        MemoryHistory.objects.bulk_create(
+            [
+                MemoryHistory(memory_id=kept.id, event="UPDATE"),
+                MemoryHistory(memory_id=gone.id, event="UPDATE"),
+            ]
+        )
+    assert not MemoryHistory.objects.exists() and not Memory.objects.get(id=kept.id).has_history
 
 
 @pytest.mark.parametrize(
