@@ -186,12 +186,14 @@ class _BatchStatement:
         self.limit = limit
         self.name: str | None = None
         self.session: Any = None
+        self.runs = 0
 
     def prepare(self) -> None:
         """Makes the statement a prepared one for this session, run with a generic plan: planned once per run
         instead of once per batch (planning it took 2–6 ms, as the planner probes the ends of the entity index,
-        where a job leaves its deleted rows' entries, on every batch). A scope whose statement cannot be prepared
-        runs unprepared."""
+        where a job leaves its deleted rows' entries, on every batch). Done at a run's third batch: a small job
+        (one batch and its straggler batch) is not worth the round trips. A scope whose statement cannot be
+        prepared runs unprepared."""
         count = iter(range(1, 1_000_000))
         dollar_sql = re.sub(r"%%|%s", lambda m: "%" if m.group() == "%%" else f"${next(count)}", self.sql)
         name = f"deletion_batch_{uuid.uuid4().hex}"
@@ -219,6 +221,9 @@ class _BatchStatement:
     def run(self, job: DeletionJob, *, want_ids: bool) -> BatchResult:
         cursor = job.cursor or _NIL
         params = [want_ids, *(cursor if p == _CURSOR else p for p in self.params), job.id, job.batches + 1]
+        self.runs += 1
+        if self.runs == 3:
+            self.prepare()
         with connection.cursor() as cur:
             if self.name:
                 # the statement's only sensible plan is the (entity, id) index scan; a custom plan per batch
@@ -493,13 +498,14 @@ def deletion_job_run(
                     if ticket is not None and job.attempts != ticket:
                         return RunResult(job=job, finished=False, ran=False)  # superseded by a newer dispatch
                     job.status = DeletionJob.Status.RUNNING
+                    started_before = job.started_at is not None  # only then can it have lanes already
                     job.started_at = job.started_at or timezone.now()
                     fields += ["status", "started_at"]
                     whole = job.deleted_count == 0
                     digest = _RunningDigest(complete=whole)
                     first = False
                     if job.parent_id is None and job.passes == 0:
-                        if job.lanes.exists():
+                        if started_before and job.lanes.exists():
                             lanes = "open"  # a run before this one handed its first pass to lanes
                         elif lanes_allowed and job.cursor is None and _lanes_create(job, limit):
                             lanes = "open"
@@ -516,7 +522,6 @@ def deletion_job_run(
                     lanes = ""
                 if statement is None:
                     statement = _BatchStatement(job.scope, limit, end=job.cursor_end)
-                    statement.prepare()
                 finished = False
                 before = (job.deleted_count, job.history_purged_count, job.batches)
                 # One batch per transaction; a pass that ends in it is followed by its straggler batch at once
