@@ -15,6 +15,11 @@ the beginning of the scope, and the job only finishes after a straggler pass tha
 ends, its digest is the sha256 of its deleted ids in ascending order (16 bytes each), computed from its tombstones:
 the same whatever the batch boundaries, interruptions or passes.
 
+A job whose scope holds more than one batch runs its first pass in lanes: child jobs over consecutive id ranges,
+run side by side by the job's own run in threads of the worker (each on its own connection), each adding its
+progress to the job's counters in its batch's transaction; lanes carry no tickets and are never swept on their own
+(the job's next run resumes them). The job then makes the straggler pass itself.
+
 Every message sent for a job carries a ticket: the job's `attempts` counter (the number of times the job was
 dispatched) as it was when the message was sent. Dispatching (create, continuation after a time budget, retry from
 FAILED) increments it in the same transaction, so only the newest message runs; an older or duplicated one finds a
