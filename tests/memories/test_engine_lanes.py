@@ -93,3 +93,29 @@ def test_a_job_of_one_batch_has_no_lanes_and_lanes_are_never_swept_on_their_own(
     assert deletion_jobs_resume_stale(stale_seconds=0) == 1
     assert sent == [job.id]
     assert MemoryTombstone.objects.filter(job__parent=job).exists()
+
+
+def test_lanes_of_a_scope_with_several_user_ids(settings):
+    settings.DELETION_LANES = 2
+    ana, bo = _subject("ana", 70), _subject("bo", 70)
+    job = _new_job({"user_id": ["ana", "bo"]})
+
+    assert deletion_job_run(job_id=job.id, batch_size=20, budget_seconds=60).finished
+
+    assert len(lanes_of(job)) == 2
+    assert_deleted_exactly(job, [m.id for m in ana + bo], history_purged=28)
+    assert Memory.objects.filter(user_id__in=["not-ana", "not-bo"]).count() == 10
+
+
+def test_a_batch_statement_that_cannot_be_prepared_runs_unprepared(settings):
+    _subject("pia", 30)
+    job = _new_job({"user_id": "pia"})
+    statement = engine._BatchStatement({"user_id": "pia"}, 10)
+    good = statement.sql
+    statement.sql = "SELECT no_such_function(%s)"
+    with transaction.atomic():
+        statement.prepare()  # fails inside its savepoint; the transaction goes on
+        assert statement.name is None
+        statement.sql = good
+        job.refresh_from_db()
+        assert statement.run(job, want_ids=True).deleted_count == 10
