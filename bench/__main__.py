@@ -12,9 +12,6 @@ synthetic stores, then measures:
   4. Mem0 OSS delete_all of 10,000 memories of one user (bench/mem0_peer.py);
   5. the engine deleting 1,000 memories from the 100,000-row and from the 1,000,000-row store (median of 10,
      one warm-up job per store first, the two stores taking turns).
-Every measured delete (1, 2, 3 and the erasure request) starts after a VACUUM of the memory tables and a
-CHECKPOINT (MEASURE_PREP), with autovacuum off for them in the bench database, so that each starts from the same
-clean table and none competes with a vacuum started by the one before.
 Prints one table and writes it to bench/results/latest.md. `--keep` keeps the databases.
 """
 
@@ -74,23 +71,12 @@ def _drop_db(db: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
-def _settle(db: str) -> None:
+def _settle() -> None:
     """After a bulk load: a checkpoint and the kernel's dirty pages written out, so that no measurement pays for
-    the load's write-back (a commit's WAL flush waiting behind gigabytes of dirty pages took seconds here).
-    Autovacuum is off for the memory tables of this database: the measured deletes leave 200,000 dead rows per
-    pair, enough to start it in the middle of the next measurement on a 2-core machine; instead, every measured
-    delete starts after an explicit VACUUM (MEASURE_PREP), from the same clean table as the first."""
-    with psycopg.connect(f"{PG}/{db}", autocommit=True) as conn:
-        for table in ("memories_memory", "memories_history", "memories_tombstone"):
-            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
+    the load's write-back (a commit's WAL flush waiting behind gigabytes of dirty pages took seconds here)."""
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     os.sync()
-
-
-# Before every measured delete (engine, raw, erasure, hand-written statement): the previous measurement's dead
-# rows vacuumed away, then a checkpoint, so that each starts alike and writes the full-page images a delete of
-# cold data writes.
-MEASURE_PREP = ("VACUUM memories_memory", "VACUUM memories_history", "CHECKPOINT")
 
 
 def _probes(small_db: str, big_db: str) -> tuple[list[dict], list[dict]]:
@@ -176,12 +162,11 @@ def _engine_through_worker(env: dict[str, str], worker: subprocess.Popen) -> dic
         "def run(user):\n"
         " t=time.perf_counter()\n"
         " with transaction.atomic(): j=deletion_job_create(kind='erasure',scope={'user_id':user},requested_by='bench')\n"
-        " while DeletionJob.objects.filter(id=j.id,status__in=['PENDING','RUNNING']).exists(): time.sleep(0.02)\n"
+        " while DeletionJob.objects.filter(id=j.id,status__in=['PENDING','RUNNING']).exists(): time.sleep(0.005)\n"
         " s=time.perf_counter()-t;j.refresh_from_db();return s,j\n"
         "def checkpoint():\n"
         " from django.db import connection\n"
-        " with connection.cursor() as c:\n"
-        f"  for q in {MEASURE_PREP!r}: c.execute(q)\n"
+        " with connection.cursor() as c: c.execute('CHECKPOINT')\n"
         "def raw(user):\n"
         " from django.db import connection\n"
         " t=time.perf_counter()\n"
@@ -244,10 +229,7 @@ def _raw_same_work(db: str) -> dict:
             [job],
         )
         conn.commit()
-        conn.autocommit = True
-        for statement in MEASURE_PREP:
-            conn.execute(statement)
-        conn.autocommit = False
+        conn.execute("CHECKPOINT")
         started = time.perf_counter()
         with conn.transaction():
             deleted, history, events = conn.execute(sql, {"user": RAW_SAME, "job": job}).fetchone()  # type: ignore[misc]
@@ -291,7 +273,7 @@ def main() -> None:
         _log(f"loaded {size_big:,} memories; loading the 100,000-memory store")
         size_small = load_store(f"{PG}/{SMALL}", groups=[("probe", 11_000, 1_000), ("user", 89_000, 100)])
         plan = _explain(BIG)
-        _settle(BIG)
+        _settle()
         _log(f"size probe: engine deleting 1,000 memories, {len(PROBES) - 1} times per store, interleaved")
         small, big = _probes(SMALL, BIG)
         _log("engine: 3 users of 100,000 memories, one after the other, through a Celery worker")
