@@ -162,7 +162,7 @@ def _engine_through_worker(env: dict[str, str], worker: subprocess.Popen) -> dic
         "def run(user):\n"
         " t=time.perf_counter()\n"
         " with transaction.atomic(): j=deletion_job_create(kind='erasure',scope={'user_id':user},requested_by='bench')\n"
-        " while DeletionJob.objects.filter(id=j.id,status__in=['PENDING','RUNNING']).exists(): time.sleep(0.005)\n"
+        " while DeletionJob.objects.filter(id=j.id,status__in=['PENDING','RUNNING']).exists(): time.sleep(0.02)\n"
         " s=time.perf_counter()-t;j.refresh_from_db();return s,j\n"
         "def checkpoint():\n"
         " from django.db import connection\n"
