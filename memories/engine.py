@@ -469,7 +469,7 @@ def deletion_job_run(
     digest = _RunningDigest(complete=False)
     whole = False
     first = True
-    lanes = ""  # "" none; "open": to run; "done": finished, to be added up
+    lanes = ""  # "" none; "open": the next loop turn runs them; "done": finished, straggler pass next
     try:
         while True:
             if lanes == "open":
@@ -583,13 +583,12 @@ def deletion_job_run(
                         "deletion job finished",
                         extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
                     )
-                elif lanes != "open":
+                else:
                     out_of_time = time.monotonic() - started >= budget
                     if out_of_time and ticket is not None:
                         job.attempts += 1  # the continuation's ticket, committed with this batch
                         fields.append("attempts")
                         _send_on_commit(job.id, job.attempts)
-                if not finished:
                     job.save(update_fields=fields)
             if finished or out_of_time:
                 return RunResult(
