@@ -34,7 +34,6 @@ import contextlib
 import datetime
 import hashlib
 import logging
-import re
 import threading
 import time
 import uuid
@@ -43,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
@@ -141,39 +141,63 @@ def _scope_parts(scope: dict[str, Any], cursor: Any) -> tuple[list[QuerySet[Memo
 
 
 class _BatchStatement:
-    """The batch statement of a job, compiled once per run; the cursor is a parameter.
+    """The batch statement of a job, built once per run; the cursor is a parameter.
 
     A batch: the next `limit` memories of the scope after the cursor (held rows included, so a batch stays bounded
     and the cursor moves past them), one index range scan on (entity, id) per value of the entity column (merged
     when there are several), each stopping after `limit` rows: the cost of a batch does not depend on the store's
-    size. Ids are time-ordered, so this walks the heap in about the order the rows were written. The unheld rows'
-    addresses and ids go to the server-side function memories_delete_batch (migration 0005), which deletes them by
-    address, falls back to deleting by id when a row changed since the selection (updated or held meanwhile: the
-    hold is re-checked on the row's newest version), deletes the history rows of those that have any, and records
-    the deleted ids, ascending, as one tombstone row: the memories' content-free DELETE events."""
+    size. The entity indexes carry legal_hold_id and has_history (INCLUDE), so the selection reads only the index
+    where the visibility map allows. Then, in the same statement (the same snapshot), one DELETE of the scope's
+    unheld rows with ids between the cursor and the selection's last id: exactly the selected unheld rows, found by
+    the same index range, deleted in one pass, its RETURNING reduced to a count. The server-side function
+    memories_delete_batch_record (migration 0008) compares that count (and how many of the deleted rows had
+    history) with the selection: equal unless a row changed between the snapshot and its delete (updated, held or
+    deleted by another transaction while the batch waited for its lock). It then deletes the history rows of those
+    that have any and records the deleted ids, ascending, as one tombstone row: the memories' content-free DELETE
+    events. When the counts differ it raises EB001, the batch's savepoint rolls back, and the batch is redone by
+    the careful statement (fallback_sql: delete by address, else by id with RETURNING, migration 0005).
+
+    The statement is prepared on the connection (psycopg's server-side prepared statement, kept per connection and
+    scope shape) and run with a generic plan: planned once instead of once per batch (a custom plan costs 2–6 ms
+    and more, as the planner probes the ends of the entity index, where a job leaves its deleted rows' entries),
+    and its only sensible plan is the (entity, id) index range anyway."""
 
     def __init__(self, scope: dict[str, Any], limit: int, end: uuid.UUID | None = None) -> None:
         parts, order = _scope_parts(scope, _CURSOR)
         if end is not None:  # a lane: its range ends there
             parts = [qs.filter(id__lte=end) for qs in parts]
-        selections = []
-        for qs in parts:
-            selection = (
-                qs.order_by(*order)
-                .annotate(
-                    tid=RawSQL(f"{_MEMORY}.ctid", ()), free=RawSQL(f"{_MEMORY}.legal_hold_id IS NULL", ())
-                )
-                .values("id", "tid", "free", "has_history")[:limit]
-            )
-            selections.append(selection.query.sql_with_params())
-        if len(selections) == 1:
-            select_sql, select_params = selections[0][0], list(selections[0][1])
-        else:
-            union = " UNION ALL ".join(f"({sql})" for sql, _ in selections)
-            select_sql = f"SELECT * FROM ({union}) AS merged ORDER BY id LIMIT %s"
-            select_params = [p for _, params in selections for p in params] + [limit]
+        select_sql, select_params = self._selection(parts, order, limit, addresses=False)
+        fallback_select_sql, fallback_select_params = self._selection(parts, order, limit, addresses=True)
+        scope_qs = Memory.objects.filter(scope_q(scope)) if scope else Memory.objects.all()
+        where_sql, where_params = scope_qs.query.get_compiler(connection=connection).compile(
+            scope_qs.query.where
+        )
         # The selection's ids arrive ascending; ORDER BY makes it a guarantee (a check on sorted input).
         self.sql = f"""
+            WITH s AS ({select_sql}),
+            a AS MATERIALIZED (
+                SELECT count(*) AS selected,
+                       array_agg(s.id ORDER BY s.id) FILTER (WHERE s.free) AS ids,
+                       array_agg(s.id) FILTER (WHERE s.free AND s.has_history) AS history,
+                       array_agg(s.id ORDER BY s.id) FILTER (WHERE NOT s.free) AS held
+                FROM s
+            ),
+            b AS MATERIALIZED (
+                SELECT greatest(a.ids[cardinality(a.ids)], a.held[cardinality(a.held)]) AS last FROM a
+            ),
+            d AS (
+                DELETE FROM {_MEMORY} WHERE ({where_sql}) AND {_MEMORY}.id > %s
+                    AND {_MEMORY}.id <= (SELECT b.last FROM b) AND {_MEMORY}.legal_hold_id IS NULL
+                RETURNING {_MEMORY}.has_history
+            )
+            SELECT a.selected, b.last, r.deleted, r.history_purged, r.packed, CASE WHEN %s THEN a.ids END,
+                   set_config('synchronous_commit', 'off', true)
+            FROM a, b,
+                 LATERAL (SELECT count(*) AS n, count(*) FILTER (WHERE d.has_history) AS h FROM d) AS c,
+                 LATERAL memories_delete_batch_record(%s, %s, c.n, c.h, a.ids, a.history) AS r
+        """
+        self.params = [*select_params, *where_params, _CURSOR]
+        self.fallback_sql = f"""
             SELECT a.selected, greatest(a.ids[cardinality(a.ids)], a.held[cardinality(a.held)]),
                    b.deleted, b.history_purged, b.packed, CASE WHEN %s THEN b.ids END,
                    set_config('synchronous_commit', 'off', true)
@@ -183,61 +207,74 @@ class _BatchStatement:
                        array_agg(s.id ORDER BY s.id) FILTER (WHERE s.free) AS ids,
                        array_agg(s.id) FILTER (WHERE s.free AND s.has_history) AS history,
                        array_agg(s.id ORDER BY s.id) FILTER (WHERE NOT s.free) AS held
-                FROM ({select_sql}) AS s
+                FROM ({fallback_select_sql}) AS s
             ) AS a,
             LATERAL memories_delete_batch(%s, %s, a.tids, a.ids, a.history) AS b
         """
-        self.params = select_params
+        self.fallback_params = fallback_select_params
         self.limit = limit
-        self.name: str | None = None
-        self.session: Any = None
-        self.runs = 0
+        self.fallbacks = 0  # batches redone by the careful statement (a row changed under the fast one)
 
-    def prepare(self) -> None:
-        """Makes the statement a prepared one for this session, run with a generic plan: planned once per run
-        instead of once per batch (planning it took 2–6 ms, as the planner probes the ends of the entity index,
-        where a job leaves its deleted rows' entries, on every batch). Done at a run's third batch: a small job
-        (one batch and its straggler batch) is not worth the round trips. A scope whose statement cannot be
-        prepared runs unprepared."""
-        count = iter(range(1, 1_000_000))
-        dollar_sql = re.sub(r"%%|%s", lambda m: "%" if m.group() == "%%" else f"${next(count)}", self.sql)
-        name = f"deletion_batch_{uuid.uuid4().hex}"
-        try:
-            with transaction.atomic(), connection.cursor() as cur:
-                cur.execute(f"PREPARE {name} AS {dollar_sql}")
-        except DatabaseError as exc:
-            logger.warning("batch statement not prepared", extra={"error": type(exc).__name__})
-            return
-        self.name = name
-        self.session = connection.connection  # prepared statements belong to this database session
-
-    def close(self) -> None:
-        """Drops the prepared statement, if its session is still this connection's (after a lost connection
-        Django opens a new one, which never had it)."""
-        name, self.name = self.name, None
-        if not name or connection.connection is not self.session or connection.needs_rollback:
-            return
-        try:
-            with connection.cursor() as cur:
-                cur.execute(f"DEALLOCATE {name}")
-        except DatabaseError:  # never hide the error that ended the run
-            logger.warning("prepared batch statement not deallocated")
+    @staticmethod
+    def _selection(
+        parts: list[QuerySet[Memory]], order: tuple[str, ...], limit: int, *, addresses: bool
+    ) -> tuple[str, list[Any]]:
+        """The next `limit` rows of the scope after the cursor, ascending: id, free (not held), has_history, and
+        with `addresses` their physical address (which an index-only scan cannot return)."""
+        columns = {"free": RawSQL(f"{_MEMORY}.legal_hold_id IS NULL", ())}
+        if addresses:
+            columns["tid"] = RawSQL(f"{_MEMORY}.ctid", ())
+        selections = [
+            qs.order_by(*order)
+            .annotate(**columns)
+            .values("id", *columns, "has_history")[:limit]
+            .query.sql_with_params()
+            for qs in parts
+        ]
+        if len(selections) == 1:
+            return selections[0][0], list(selections[0][1])
+        union = " UNION ALL ".join(f"({sql})" for sql, _ in selections)
+        return (
+            f"SELECT * FROM ({union}) AS merged ORDER BY id LIMIT %s",
+            [p for _, params in selections for p in params] + [limit],
+        )
 
     def run(self, job: DeletionJob, *, want_ids: bool) -> BatchResult:
+        """One batch, inside the caller's transaction."""
+        assert connection.in_atomic_block, "a batch runs inside its job's transaction"
         cursor = job.cursor or _NIL
-        params = [want_ids, *(cursor if p == _CURSOR else p for p in self.params), job.id, job.batches + 1]
-        self.runs += 1
-        if self.runs == 3:
-            self.prepare()
         with connection.cursor() as cur:
-            if self.name:
-                # the statement's only sensible plan is the (entity, id) index scan; a custom plan per batch
-                # would only add the planning time back
-                cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-                cur.execute(f"EXECUTE {self.name}({', '.join(['%s'] * len(params))})", params)
-            else:
-                cur.execute(self.sql, params)
-            selected, last, count, history_purged, packed, ids, _ = cur.fetchone()
+            # the statement's only sensible plan is the (entity, id) index scan; a custom plan per batch would
+            # only add the planning time back
+            cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        params = [*(cursor if p == _CURSOR else p for p in self.params), want_ids, job.id, job.batches + 1]
+        try:
+            # a cursor that binds on the server: the statement is prepared once per connection and scope shape
+            with (
+                transaction.atomic(),
+                connection.wrap_database_errors,
+                psycopg.Cursor(connection.connection) as cur,
+            ):
+                cur.execute(self.sql, params, prepare=True, binary=True)
+                row = cur.fetchone()
+                assert row is not None
+                selected, last, count, history_purged, packed, ids, _ = row
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "EB001":
+                raise
+            self.fallbacks += 1
+            logger.info(
+                "batch redone by the careful statement: rows changed under it", extra={"job": str(job.id)}
+            )
+            params = [
+                want_ids,
+                *(cursor if p == _CURSOR else p for p in self.fallback_params),
+                job.id,
+                job.batches + 1,
+            ]
+            with connection.cursor() as cur:
+                cur.execute(self.fallback_sql, params)
+                selected, last, count, history_purged, packed, ids, _ = cur.fetchone()
         bound = last if selected == self.limit else None
         return BatchResult(count, history_purged, bound, list(ids or []), bytes(packed or b""))
 
@@ -600,8 +637,6 @@ def deletion_job_run(
                 )
     finally:
         if connection.is_usable():
-            if statement is not None:
-                statement.close()
             with connection.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s)", [key])
 

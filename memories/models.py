@@ -90,11 +90,14 @@ class Memory(models.Model):
         db_table = "memories_memory"
         indexes = [
             # Entity filters and the engine's keyset batches: (entity, id) so "WHERE user_id = ? AND id > ?
-            # ORDER BY id" is one index range scan whatever the store's size.
-            models.Index(fields=["user_id", "id"], name="memory_user_id_idx"),
-            models.Index(fields=["agent_id", "id"], name="memory_agent_id_idx"),
-            models.Index(fields=["app_id", "id"], name="memory_app_id_idx"),
-            models.Index(fields=["run_id", "id"], name="memory_run_id_idx"),
+            # ORDER BY id" is one index range scan whatever the store's size. They carry what the engine's batch
+            # selection needs besides the id (held? history rows?), so it reads the index only.
+            *(
+                models.Index(
+                    fields=[column, "id"], include=["legal_hold", "has_history"], name=f"memory_{column}_idx"
+                )
+                for column in ENTITY_FIELDS
+            ),
             models.Index(fields=["created_at"], name="memory_created_at_idx"),
             models.Index(fields=["updated_at"], name="memory_updated_at_idx"),
             models.Index(

@@ -98,6 +98,12 @@ DATABASES["default"]["OPTIONS"].setdefault("application_name", "erasure")
 # No JIT compilation: this service's queries are short, and with statistics that lag behind a large delete the
 # planner's cost estimates cross jit_above_cost often enough to add milliseconds of compilation to a 1 ms query.
 DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
+# Prepared statements on: only the deletion engine's batch statement asks for one (memories/engine.py; Django's own
+# queries bind on the client and are never prepared). Django turns them off by default for the sake of connection
+# poolers in transaction mode; behind such a pooler (PgBouncer before 1.21), set DATABASE_PREPARED_STATEMENTS=0.
+DATABASES["default"]["OPTIONS"].setdefault(
+    "prepare_threshold", 1_000_000 if env_int("DATABASE_PREPARED_STATEMENTS", 1) else None
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")

@@ -99,7 +99,7 @@ def test_no_history_row_can_be_written_for_a_memory_that_does_not_exist(transact
         pytest.param(24 * 3600, id="written-a-day-ago"),
     ],
 )
-def test_a_text_update_committed_while_the_batch_waits_leaves_no_text_behind(transactional_db, age):
+def test_a_text_update_committed_while_the_batch_waits_leaves_no_text_behind(transactional_db, age, caplog):
     # given: six memories of max (one with an UPDATE row already), one of them locked by an update in flight
     # (new text, and an UPDATE history row with text, committed only once the batch waits on the row)
     ids = sorted(_uuid7_at(age) if age else uuid7() for _ in range(6))
@@ -139,3 +139,5 @@ def test_a_text_update_committed_while_the_batch_waits_leaves_no_text_behind(tra
     assert not Memory.objects.filter(user_id="max").exists()
     assert not MemoryHistory.objects.filter(new_memory__contains="late secret").exists()
     assert_deleted_exactly(job, ids, history_purged=2)
+    # the row changed under the fast statement (new version, now with history): its batch was redone carefully
+    assert "redone by the careful statement" in caplog.text

@@ -127,7 +127,7 @@ def test_more_held_rows_than_a_batch_holds_are_skipped_and_the_job_finishes(db, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_hold_committed_while_the_batch_waits_on_the_row_is_honoured():
+def test_hold_committed_while_the_batch_waits_on_the_row_is_honoured(caplog):
     # given: a hold being placed on one row in another transaction, not yet committed
     rows = memories_add(texts=[f"i{i}" for i in range(10)], user_id="ivy")
     target = rows[4]
@@ -170,6 +170,9 @@ def test_hold_committed_while_the_batch_waits_on_the_row_is_honoured():
     assert not MemoryTombstone.objects.filter(ids__contains=[target.id]).exists()
     assert [(e.event, e.new_memory) for e in memory_history(memory_id=target.id)] == [("ADD", "i4")]
     assert_deleted_exactly(job, [m.id for m in rows if m.id != target.id], history_purged=0, held=1)
+    assert (
+        "redone by the careful statement" in caplog.text
+    )  # one row fewer than selected: the batch was redone
 
 
 def test_rows_written_behind_the_cursor_are_caught_by_the_straggler_pass(db):
