@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from memories.models import DeletionJob
+from memories.selectors import deletion_job_get
 
 from .deadlines import CLOSED_STATES
 from .models import STAFF_ACTIONS, TRANSITIONS, Action, AuditEntry, ErasureRequest, IdentityStatus, State
@@ -89,7 +90,7 @@ def progress(request: ErasureRequest) -> dict[str, Any]:
     """{"deleted", "total", "held", "job_status"}: live counters of the deletion job while it runs."""
     job: DeletionJob | None = None
     if request.deletion_job_id:
-        job = DeletionJob.objects.filter(id=request.deletion_job_id).first()
+        job = deletion_job_get(job_id=request.deletion_job_id)
     deleted = (
         request.deleted_count if request.deleted_count is not None else (job.deleted_count if job else 0)
     )

@@ -16,9 +16,14 @@ ends, its digest is the sha256 of its deleted ids in ascending order (16 bytes e
 the same whatever the batch boundaries, interruptions or passes.
 
 A job whose scope holds more than one batch runs its first pass in lanes: child jobs over consecutive id ranges,
-run side by side by the job's own run in threads of the worker (each on its own connection), each adding its
-progress to the job's counters in its batch's transaction; lanes carry no tickets and are never swept on their own
-(the job's next run resumes them). The job then makes the straggler pass itself.
+run side by side by the job's own run in threads of the worker (each on its own connection), each with its own
+progress record; when all have finished, their counts are added to the job's in the transaction that starts the
+job's straggler pass (until then the job's progress is the sum of its lanes': memories.selectors.deletion_job_get).
+Lanes carry no tickets and are never swept on their own (the job's next run resumes them).
+
+Every batch of a run that owns its transactions runs in REPEATABLE READ, which lets its DELETE run without
+RETURNING; a transaction that fails on a row changed after its snapshot is redone in READ COMMITTED with the
+careful batch statement (_BatchStatement).
 
 Every message sent for a job carries a ticket: the job's `attempts` counter (the number of times the job was
 dispatched) as it was when the message was sent. Dispatching (create, continuation after a time budget, retry from
@@ -46,7 +51,7 @@ import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -147,20 +152,22 @@ class _BatchStatement:
     and the cursor moves past them), one index range scan on (entity, id) per value of the entity column (merged
     when there are several), each stopping after `limit` rows: the cost of a batch does not depend on the store's
     size. The entity indexes carry legal_hold_id and has_history (INCLUDE), so the selection reads only the index
-    where the visibility map allows. Then, in the same statement (the same snapshot), one DELETE of the scope's
-    unheld rows with ids between the cursor and the selection's last id: exactly the selected unheld rows, found by
-    the same index range, deleted in one pass, its RETURNING reduced to a count. The server-side function
-    memories_delete_batch_record (migration 0008) compares that count (and how many of the deleted rows had
-    history) with the selection: equal unless a row changed between the snapshot and its delete (updated, held or
-    deleted by another transaction while the batch waited for its lock). It then deletes the history rows of those
-    that have any and records the deleted ids, ascending, as one tombstone row: the memories' content-free DELETE
-    events. When the counts differ it raises EB001, the batch's savepoint rolls back, and the batch is redone by
-    the careful statement (fallback_sql: delete by address, else by id with RETURNING, migration 0005).
+    where the visibility map allows. The server-side function memories_delete_batch_record (migration 0008) then
+    deletes the history rows of those that have any and records the selected unheld ids, ascending, as one
+    tombstone row (the memories' content-free DELETE events); and, in the same statement and snapshot, one DELETE
+    removes the scope's unheld rows with ids between the cursor and the selection's last id. The fast statement
+    runs only in a REPEATABLE READ transaction: there, that DELETE removes exactly the selected unheld rows, or fails
+    with a serialization error when one of them was updated, held or deleted by a transaction that committed after
+    the snapshot (also after the DELETE waited for its lock). No RETURNING is needed to know what it deleted: it
+    reads each deleted row once, like a bare DELETE. On that error the job's transaction rolls back, and its batch
+    is redone by the careful statement in READ COMMITTED (fallback_sql: delete by address, else by id with
+    RETURNING, migration 0005), as is any batch of a run that does not own its transactions.
 
-    The statement is prepared on the connection (psycopg's server-side prepared statement, kept per connection and
-    scope shape) and run with a generic plan: planned once instead of once per batch (a custom plan costs 2–6 ms
-    and more, as the planner probes the ends of the entity index, where a job leaves its deleted rows' entries),
-    and its only sensible plan is the (entity, id) index range anyway."""
+    The fast statement is prepared on the connection (psycopg's server-side prepared statement, kept per connection
+    and scope shape) and run with a generic plan (the run sets plan_cache_mode for its session): planned once
+    instead of once per batch (a custom plan costs 2–6 ms and more, as the planner probes the ends of the entity
+    index, where a job leaves its deleted rows' entries), and its only sensible plan is the (entity, id) index
+    range anyway."""
 
     def __init__(self, scope: dict[str, Any], limit: int, end: uuid.UUID | None = None) -> None:
         parts, order = _scope_parts(scope, _CURSOR)
@@ -188,13 +195,10 @@ class _BatchStatement:
             d AS (
                 DELETE FROM {_MEMORY} WHERE ({where_sql}) AND {_MEMORY}.id > %s
                     AND {_MEMORY}.id <= (SELECT b.last FROM b) AND {_MEMORY}.legal_hold_id IS NULL
-                RETURNING {_MEMORY}.has_history
             )
             SELECT a.selected, b.last, r.deleted, r.history_purged, r.packed, CASE WHEN %s THEN a.ids END,
                    set_config('synchronous_commit', 'off', true)
-            FROM a, b,
-                 LATERAL (SELECT count(*) AS n, count(*) FILTER (WHERE d.has_history) AS h FROM d) AS c,
-                 LATERAL memories_delete_batch_record(%s, %s, c.n, c.h, a.ids, a.history) AS r
+            FROM a, b, LATERAL memories_delete_batch_record(%s, %s, a.ids, a.history) AS r
         """
         self.params = [*select_params, *where_params, _CURSOR]
         self.fallback_sql = f"""
@@ -213,7 +217,10 @@ class _BatchStatement:
         """
         self.fallback_params = fallback_select_params
         self.limit = limit
-        self.fallbacks = 0  # batches redone by the careful statement (a row changed under the fast one)
+        self.careful = (
+            False  # the next batch runs the careful statement (set after the fast one found changes)
+        )
+        self.fallbacks = 0  # batches run by the careful statement
 
     @staticmethod
     def _selection(
@@ -239,33 +246,16 @@ class _BatchStatement:
             [p for _, params in selections for p in params] + [limit],
         )
 
-    def run(self, job: DeletionJob, *, want_ids: bool) -> BatchResult:
-        """One batch, inside the caller's transaction."""
+    def run(self, job: DeletionJob, *, want_ids: bool, repeatable_read: bool) -> BatchResult:
+        """One batch, inside the caller's transaction; the fast statement when the transaction is REPEATABLE READ
+        (and the last batch did not fail), else the careful one. When the fast statement's rows changed, it raises a
+        DatabaseError for which rows_changed() is true: the caller rolls its transaction back and redoes it in READ
+        COMMITTED, `careful` set."""
         assert connection.in_atomic_block, "a batch runs inside its job's transaction"
         cursor = job.cursor or _NIL
-        with connection.cursor() as cur:
-            # the statement's only sensible plan is the (entity, id) index scan; a custom plan per batch would
-            # only add the planning time back
-            cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        params = [*(cursor if p == _CURSOR else p for p in self.params), want_ids, job.id, job.batches + 1]
-        try:
-            # a cursor that binds on the server: the statement is prepared once per connection and scope shape
-            with (
-                transaction.atomic(),
-                connection.wrap_database_errors,
-                psycopg.Cursor(connection.connection) as cur,
-            ):
-                cur.execute(self.sql, params, prepare=True, binary=True)
-                row = cur.fetchone()
-                assert row is not None
-                selected, last, count, history_purged, packed, ids, _ = row
-        except DatabaseError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != "EB001":
-                raise
+        if self.careful or not repeatable_read:
+            self.careful = False
             self.fallbacks += 1
-            logger.info(
-                "batch redone by the careful statement: rows changed under it", extra={"job": str(job.id)}
-            )
             params = [
                 want_ids,
                 *(cursor if p == _CURSOR else p for p in self.fallback_params),
@@ -274,9 +264,29 @@ class _BatchStatement:
             ]
             with connection.cursor() as cur:
                 cur.execute(self.fallback_sql, params)
-                selected, last, count, history_purged, packed, ids, _ = cur.fetchone()
+                row = cur.fetchone()
+        else:
+            params = [
+                *(cursor if p == _CURSOR else p for p in self.params),
+                want_ids,
+                job.id,
+                job.batches + 1,
+            ]
+            # a cursor that binds on the server: the statement is prepared once per connection and scope shape
+            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+                cur.execute(self.sql, params, prepare=True, binary=True)
+                row = cur.fetchone()
+        assert row is not None
+        selected, last, count, history_purged, packed, ids, _ = row
         bound = last if selected == self.limit else None
         return BatchResult(count, history_purged, bound, list(ids or []), bytes(packed or b""))
+
+    @staticmethod
+    def rows_changed(exc: DatabaseError) -> bool:
+        """Whether the error is a serialization failure: a row the REPEATABLE READ transaction wanted to change
+        (a memory of the batch, or any other row it writes) was changed by a transaction that committed after its
+        snapshot. Redone in READ COMMITTED, the transaction sees and handles the change."""
+        return getattr(exc.__cause__, "sqlstate", None) == "40001"
 
 
 def deletion_job_create(
@@ -325,6 +335,11 @@ class _RunningDigest:
         self.hash = hashlib.sha256()
         self.valid = complete
         self.last = b""
+
+    def copy(self) -> "_RunningDigest":
+        other = _RunningDigest(complete=self.valid)
+        other.hash, other.last = self.hash.copy(), self.last
+        return other
 
     def feed(self, packed: bytes) -> None:
         if not packed or not self.valid:
@@ -382,17 +397,6 @@ def _straggler_cursor(job: DeletionJob) -> uuid.UUID:
     return uuid7_floor(started - datetime.timedelta(seconds=settings.DELETION_STRAGGLER_MARGIN_SECONDS))
 
 
-def _scope_last_id(scope: dict[str, Any], cursor: uuid.UUID) -> uuid.UUID | None:
-    """The scope's highest id after the cursor (a backward scan of each value's (entity, id) range)."""
-    parts, order = _scope_parts(scope, cursor)
-    last = None
-    for qs in parts:
-        value = qs.order_by(*(f"-{name}" for name in order)).values_list("id", flat=True).first()
-        if value is not None and (last is None or value > last):
-            last = value
-    return last
-
-
 def _lanes_create(job: DeletionJob, limit: int) -> bool:
     """When the job's scope holds more than one batch, splits its first pass into DELETION_LANES child jobs over
     consecutive id ranges of equal width between the scope's first and last ids (for time-ordered ids: equal spans
@@ -402,12 +406,25 @@ def _lanes_create(job: DeletionJob, limit: int) -> bool:
     parts, order = _scope_parts(job.scope, _NIL)
     if order == ("id",):  # lanes need the (entity, id) index to find their ranges' rows
         return False
-    if not any(qs.order_by(*order).values_list("id", flat=True)[limit : limit + 1] for qs in parts):
+    # One query: per value of the entity column, whether it holds more than a batch, its first and its last id.
+    subqueries = []
+    for qs in parts:
+        ordered = qs.order_by(*order).values("id")
+        backwards = qs.order_by(*(f"-{name}" for name in order)).values("id")
+        subqueries += [ordered[limit : limit + 1], ordered[:1], backwards[:1]]
+    compiled = [q.query.sql_with_params() for q in subqueries]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT " + ", ".join(f"({sql})" for sql, _ in compiled),
+            [p for _, params in compiled for p in params],
+        )
+        row = cur.fetchone()
+    probes, firsts, lasts = row[0::3], [v for v in row[1::3] if v], [v for v in row[2::3] if v]
+    if not any(probes) or not firsts:
         return False
-    first = min(value for qs in parts if (value := qs.order_by(*order).values_list("id", flat=True).first()))
-    last = _scope_last_id(job.scope, _NIL)
+    first, last = min(firsts), max(lasts)
     count = settings.DELETION_LANES
-    if last is None or last.int - first.int < count:
+    if last.int - first.int < count:
         return False
     bounds = [first.int + (last.int - first.int) * i // count for i in range(1, count)]
     DeletionJob.objects.bulk_create(
@@ -480,9 +497,9 @@ def deletion_job_run(
 
     Lanes: when a job's scope holds more than one batch (and the run owns its transactions), its first pass is
     split into DELETION_LANES child jobs over consecutive id ranges (_lanes_create), run side by side in
-    threads, each with the same batches, progress records and tombstones as any job, adding its progress to the
-    job's counters in each batch's transaction; when all have finished, the job goes on with its straggler pass. A
-    resumed run resumes the unfinished lanes.
+    threads, each with the same batches, progress records and tombstones as any job; when all have finished,
+    their counts are added to the job's and the job goes on with its straggler pass. A resumed run resumes the
+    unfinished lanes.
 
     Side effects per batch (one transaction): memories deleted; their history rows deleted; one MemoryTombstone
     (the batch's DELETE events); the job's counters/cursor/heartbeat updated. On completion the job becomes
@@ -492,13 +509,22 @@ def deletion_job_run(
     job_id = uuid.UUID(str(job_id))
     budget = settings.DELETION_TASK_BUDGET_SECONDS if budget_seconds is None else budget_seconds
     limit = batch_size or settings.DELETION_BATCH_SIZE
-    lanes_allowed = settings.DELETION_LANES > 1 and not collect_ids and not connection.in_atomic_block
+    own_transactions = not connection.in_atomic_block  # else each "transaction" below is a savepoint
+    lanes_allowed = settings.DELETION_LANES > 1 and not collect_ids and own_transactions
     key = _lock_key(job_id)
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        (locked,) = cur.fetchone()
+        # With the lock, the run's session plans prepared statements generically (the batch statement's; see
+        # _BatchStatement), until the finally clause below puts the previous setting back.
+        cur.execute(
+            "SELECT l.locked, l.previous,"
+            " CASE WHEN l.locked THEN set_config('plan_cache_mode', 'force_generic_plan', false) END"
+            " FROM (SELECT pg_try_advisory_lock(%s) AS locked, current_setting('plan_cache_mode') AS previous) l",
+            [key],
+        )
+        locked, previous_plan_cache_mode, _ = cur.fetchone()
     if not locked:  # the same ticket is being worked on right now; that run continues the chain
         return RunResult(job=DeletionJob.objects.get(id=job_id), finished=False, ran=False)
+    previous_isolation = connection.connection.isolation_level
     collected: list[uuid.UUID] = []
     packed: list[bytes] = []
     started = time.monotonic()
@@ -506,6 +532,7 @@ def deletion_job_run(
     digest = _RunningDigest(complete=False)
     whole = False
     first = True
+    fetch = True  # read and lock the job row in the next transaction (the first, and the one after lanes ran)
     lanes = ""  # "" none; "open": the next loop turn runs them; "done": finished, straggler pass next
     try:
         while True:
@@ -523,110 +550,139 @@ def deletion_job_run(
                         job.save(update_fields=fields)
                     return RunResult(job=job, finished=False)
                 lanes = "done"
-            with transaction.atomic():
-                job = DeletionJob.objects.select_for_update().get(id=job_id)
-                fields = [
-                    "cursor",
-                    "deleted_count",
-                    "history_purged_count",
-                    "batches",
-                    "heartbeat_at",
-                    "passes",
-                    "pass_deleted_count",
-                ]
-                if first:
-                    if job.is_finished:
-                        return RunResult(job=job, finished=True, ran=False)
-                    if ticket is not None and job.attempts != ticket:
-                        return RunResult(job=job, finished=False, ran=False)  # superseded by a newer dispatch
-                    job.status = DeletionJob.Status.RUNNING
-                    started_before = job.started_at is not None  # only then can it have lanes already
-                    job.started_at = job.started_at or timezone.now()
-                    fields += ["status", "started_at"]
-                    whole = job.deleted_count == 0
-                    digest = _RunningDigest(complete=whole)
-                    first = False
-                    if job.parent_id is None and job.passes == 0:
-                        if started_before and job.lanes.exists():
-                            lanes = "open"  # a run before this one handed its first pass to lanes
-                        elif lanes_allowed and job.cursor is None and _lanes_create(job, limit):
-                            lanes = "open"
-                        if lanes:
-                            job.save(update_fields=fields)
-                            continue
-                elif job.is_finished:
-                    return RunResult(job=job, finished=True, deleted_ids=collected)
-                assert job.scope is not None
-                if lanes == "done":  # the first pass is over (the lanes added their counts to the job's)
-                    job.cursor = _straggler_cursor(job)
-                    job.passes += 1
-                    job.pass_deleted_count = 0
-                    lanes = ""
-                if statement is None:
-                    statement = _BatchStatement(job.scope, limit, end=job.cursor_end)
-                finished = False
-                before = (job.deleted_count, job.history_purged_count, job.batches)
-                # One batch per transaction; a pass that ends in it is followed by its straggler batch at once
-                # (a new statement sees what was committed meanwhile), so a small job needs one transaction.
-                for _ in range(2):
-                    batch = statement.run(job, want_ids=collect_ids)
-                    digest.feed(batch.packed)
-                    if collect_ids:
-                        collected.extend(batch.deleted)
-                    if collect_packed:
-                        packed.append(batch.packed)
-                    job.deleted_count += batch.deleted_count
-                    job.history_purged_count += batch.history_purged
-                    job.batches += 1 if batch.deleted_count else 0
-                    job.pass_deleted_count += batch.deleted_count
-                    if batch.bound is not None:
-                        job.cursor = batch.bound
-                        break
-                    if (
-                        "memory_ids" in job.scope
-                        or job.parent_id is not None
-                        or (job.passes > 0 and job.pass_deleted_count == 0)
-                    ):
-                        # Named ids cannot be written behind the cursor; a lane's range ends with its first pass
-                        # (its parent makes the straggler pass); otherwise a straggler pass found nothing.
-                        finished = True
-                        break
-                    # End of a pass: one more, over the ids that can have been written since the job started.
-                    job.cursor = _straggler_cursor(job)
-                    job.passes += 1
-                    job.pass_deleted_count = 0
-                job.heartbeat_at = timezone.now()
-                if job.parent_id is not None:
-                    # a lane's progress is its parent's, in the same transaction (the parent's counters stay
-                    # exact and current; lanes lock their own row first and the parent's last: no deadlock)
-                    DeletionJob.objects.filter(id=job.parent_id).update(
-                        deleted_count=F("deleted_count") + (job.deleted_count - before[0]),
-                        history_purged_count=F("history_purged_count")
-                        + (job.history_purged_count - before[1]),
-                        batches=F("batches") + (job.batches - before[2]),
-                        heartbeat_at=job.heartbeat_at,
-                    )
-                out_of_time = False
-                if finished:
-                    # The batch statement turned synchronous_commit off for its transaction: a batch that is not
-                    # the job's last need not wait for the WAL flush (if the server crashed before it, the batch
-                    # and its progress record would roll back together and the job would redo them). The last one,
-                    # which says SUCCEEDED and moves an erasure request, commits synchronously, and its flush
-                    # covers every commit written before it.
-                    with connection.cursor() as cur:
-                        cur.execute("SET LOCAL synchronous_commit = on")
-                    _finish(job, status=DeletionJob.Status.SUCCEEDED, digest=digest, also=fields)
-                    logger.info(
-                        "deletion job finished",
-                        extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
-                    )
-                else:
-                    out_of_time = time.monotonic() - started >= budget
-                    if out_of_time and ticket is not None:
-                        job.attempts += 1  # the continuation's ticket, committed with this batch
-                        fields.append("attempts")
-                        _send_on_commit(job.id, job.attempts)
-                    job.save(update_fields=fields)
+                fetch = True
+            # If the batch's rows change under its fast statement, the transaction rolls back and is redone from
+            # this state, its batch by the careful statement.
+            before_transaction = (first, lanes, whole, digest.copy(), len(collected), len(packed))
+            if own_transactions:
+                # REPEATABLE READ for the fast batch statement; READ COMMITTED to redo a transaction that failed
+                # on a row changed after its snapshot (see _BatchStatement)
+                careful = statement is not None and statement.careful
+                connection.connection.isolation_level = (
+                    psycopg.IsolationLevel.READ_COMMITTED
+                    if careful
+                    else psycopg.IsolationLevel.REPEATABLE_READ
+                )
+            try:
+                finished = out_of_time = False
+                with transaction.atomic():
+                    if fetch:
+                        job = DeletionJob.objects.select_for_update().get(id=job_id)
+                        # Afterwards this run's copy is the job's state: no other writer changes the row while the
+                        # run holds the job's advisory lock (the sweeper only touches a stale heartbeat).
+                        fetch = False
+                    fields = [
+                        "cursor",
+                        "deleted_count",
+                        "history_purged_count",
+                        "batches",
+                        "heartbeat_at",
+                        "passes",
+                        "pass_deleted_count",
+                    ]
+                    if first:
+                        if job.is_finished:
+                            return RunResult(job=job, finished=True, ran=False)
+                        if ticket is not None and job.attempts != ticket:  # superseded by a newer dispatch
+                            return RunResult(job=job, finished=False, ran=False)
+                        job.status = DeletionJob.Status.RUNNING
+                        started_before = job.started_at is not None  # only then can it have lanes already
+                        job.started_at = job.started_at or timezone.now()
+                        fields += ["status", "started_at"]
+                        whole = job.deleted_count == 0
+                        digest = _RunningDigest(complete=whole)
+                        first = False
+                        if job.parent_id is None and job.passes == 0:
+                            if started_before and job.lanes.exists():
+                                lanes = "open"  # a run before this one handed its first pass to lanes
+                            elif lanes_allowed and job.cursor is None and _lanes_create(job, limit):
+                                lanes = "open"
+                            if lanes:
+                                job.save(update_fields=fields)
+                                continue
+                    elif job.is_finished:
+                        return RunResult(job=job, finished=True, deleted_ids=collected)
+                    assert job.scope is not None
+                    if lanes == "done":
+                        # The first pass is over: the lanes' counts become the job's, once (passes goes 0 → 1 in
+                        # the same transaction), and the straggler pass follows.
+                        totals = job.lanes.aggregate(
+                            deleted=Sum("deleted_count"),
+                            history=Sum("history_purged_count"),
+                            batches=Sum("batches"),
+                        )
+                        job.deleted_count += totals["deleted"] or 0
+                        job.history_purged_count += totals["history"] or 0
+                        job.batches += totals["batches"] or 0
+                        job.cursor = _straggler_cursor(job)
+                        job.passes += 1
+                        job.pass_deleted_count = 0
+                        lanes = ""
+                    if statement is None:
+                        statement = _BatchStatement(job.scope, limit, end=job.cursor_end)
+                    finished = False
+                    # One batch per transaction; a pass that ends in it is followed by its straggler batch at once
+                    # (a new statement sees what was committed meanwhile), so a small job needs one transaction.
+                    for _ in range(2):
+                        batch = statement.run(job, want_ids=collect_ids, repeatable_read=own_transactions)
+                        digest.feed(batch.packed)
+                        if collect_ids:
+                            collected.extend(batch.deleted)
+                        if collect_packed:
+                            packed.append(batch.packed)
+                        job.deleted_count += batch.deleted_count
+                        job.history_purged_count += batch.history_purged
+                        job.batches += 1 if batch.deleted_count else 0
+                        job.pass_deleted_count += batch.deleted_count
+                        if batch.bound is not None:
+                            job.cursor = batch.bound
+                            break
+                        if (
+                            "memory_ids" in job.scope
+                            or job.parent_id is not None
+                            or (job.passes > 0 and job.pass_deleted_count == 0)
+                        ):
+                            # Named ids cannot be written behind the cursor; a lane's range ends with its first pass
+                            # (its parent makes the straggler pass); otherwise a straggler pass found nothing.
+                            finished = True
+                            break
+                        # End of a pass: one more, over the ids that can have been written since the job started.
+                        job.cursor = _straggler_cursor(job)
+                        job.passes += 1
+                        job.pass_deleted_count = 0
+                    job.heartbeat_at = timezone.now()
+                    out_of_time = False
+                    if finished:
+                        # The batch statement turned synchronous_commit off for its transaction: a batch that is not
+                        # the job's last need not wait for the WAL flush (if the server crashed before it, the batch
+                        # and its progress record would roll back together and the job would redo them). The last one,
+                        # which says SUCCEEDED and moves an erasure request, commits synchronously, and its flush
+                        # covers every commit written before it.
+                        with connection.cursor() as cur:
+                            cur.execute("SET LOCAL synchronous_commit = on")
+                        _finish(job, status=DeletionJob.Status.SUCCEEDED, digest=digest, also=fields)
+                        logger.info(
+                            "deletion job finished",
+                            extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
+                        )
+                    else:
+                        out_of_time = time.monotonic() - started >= budget
+                        if out_of_time and ticket is not None:
+                            job.attempts += 1  # the continuation's ticket, committed with this batch
+                            fields.append("attempts")
+                            _send_on_commit(job.id, job.attempts)
+                        job.save(update_fields=fields)
+            except DatabaseError as exc:
+                if statement is None or not _BatchStatement.rows_changed(exc):
+                    raise
+                logger.info(
+                    "batch redone by the careful statement: rows changed under it", extra={"job": str(job_id)}
+                )
+                first, lanes, whole, digest, kept_ids, kept_packed = before_transaction
+                del collected[kept_ids:], packed[kept_packed:]
+                statement.careful = True
+                fetch = True
+                continue
             if finished or out_of_time:
                 return RunResult(
                     job=job,
@@ -638,7 +694,12 @@ def deletion_job_run(
     finally:
         if connection.is_usable():
             with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+                cur.execute(
+                    "SELECT pg_advisory_unlock(%s), set_config('plan_cache_mode', %s, false)",
+                    [key, previous_plan_cache_mode],
+                )
+            if own_transactions:
+                connection.connection.isolation_level = previous_isolation
 
 
 def deletion_job_fail(*, job_id: uuid.UUID | str, error: str) -> DeletionJob:
@@ -758,15 +819,22 @@ def memories_delete_now(*, kind: str, scope: dict[str, Any], requested_by: str) 
     return result
 
 
-def memories_tombstones_merge() -> int:
-    """Moves the DELETE events that batches appended to the pending list of the tombstones' GIN index into the
-    index proper (gin_clean_pending_list), so that the engine's batches never pay for it: the index is created
-    with a pending list large enough (migration 0004) to absorb the batches between two runs of this beat task.
-    Returns the number of pending pages merged."""
+def memories_tombstones_merge(*, limit: int = 200) -> int:
+    """Adds the tombstones that batches wrote unindexed to the GIN index on their ids (indexed = true: the partial
+    index takes them), `limit` rows per transaction, then moves the index's pending list into the index proper
+    (gin_clean_pending_list), so that the engine's batches never pay for the index. Returns how many tombstones it
+    indexed."""
+    indexed = 0
+    while True:
+        with transaction.atomic():
+            pending = MemoryTombstone.objects.filter(indexed=False).order_by("id").values("id")[:limit]
+            count = MemoryTombstone.objects.filter(id__in=pending).update(indexed=True)
+        indexed += count
+        if count < limit:
+            break
     with connection.cursor() as cur:
         cur.execute("SELECT gin_clean_pending_list('tombstone_ids_gin'::regclass)")
-        (pages,) = cur.fetchone()
-    return int(pages)
+    return indexed
 
 
 def memories_purge_expired(*, today: Any = None) -> DeletionJob | None:

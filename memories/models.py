@@ -287,8 +287,9 @@ class DeletionJob(models.Model):
 class MemoryTombstone(models.Model):
     """The DELETE events: one row per engine batch holding the ids it deleted (ascending), written in the batch's
     transaction. GET /v1/memories/{id}/history/ of a deleted memory finds its event through the GIN index on
-    `ids`; the job's deleted-ids digest and the erasure verification read the job's rows. Random or time-ordered
-    UUIDs only: no text, no subject identifier. Kept (they are the history of the deleted memories)."""
+    `ids` (rows not yet indexed are read directly); the job's deleted-ids digest and the erasure verification read
+    the job's rows. Random or time-ordered UUIDs only: no text, no subject identifier. Kept (they are the history
+    of the deleted memories)."""
 
     id = models.BigAutoField(primary_key=True)
     job = models.ForeignKey(DeletionJob, on_delete=models.PROTECT, related_name="tombstones")
@@ -299,14 +300,25 @@ class MemoryTombstone(models.Model):
     # migration 0007). NULL on tombstones written before: all their ids are looked up.
     history_ids = ArrayField(models.UUIDField(), null=True, blank=True)
     created_at = models.DateTimeField()
+    # A batch writes its tombstone unindexed; the beat task memories_tombstones_merge sets this a few seconds later,
+    # which adds the row to the (partial) GIN index. Two lanes of a job inserting 10,000 index entries per batch
+    # into one GIN pending list waited on each other for its lock; the index is only needed by lookups.
+    indexed = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         db_table = "memories_tombstone"
         # New entries wait in the GIN pending list (fastupdate) of up to 64 MB (about 3 million ids) instead of
-        # the default 4 MB, so merging them into the index happens in the beat task memories_tombstones_merge,
-        # never inside a deletion batch. A lookup also reads the pending list, which that task keeps short.
+        # the default 4 MB, and the beat task merges them. A lookup also reads the pending list, and the rows not
+        # indexed yet (through tombstone_unindexed_idx), which that task keeps few.
         indexes = [
-            GinIndex(fields=["ids"], name="tombstone_ids_gin", fastupdate=True, gin_pending_list_limit=65536)
+            GinIndex(
+                fields=["ids"],
+                name="tombstone_ids_gin",
+                fastupdate=True,
+                gin_pending_list_limit=65536,
+                condition=Q(indexed=True),
+            ),
+            models.Index(fields=["id"], name="tombstone_unindexed_idx", condition=Q(indexed=False)),
         ]
         constraints = [models.UniqueConstraint(fields=["job", "batch"], name="tombstone_job_batch_unique")]
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.postgres.search import SearchQueryField
-from django.db.models import BooleanField, Count, F, FloatField, Func, Max, Min, Q, QuerySet, Value
+from django.db.models import BooleanField, Count, F, FloatField, Func, Max, Min, Q, QuerySet, Sum, Value
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -115,10 +115,12 @@ def memory_history(*, memory_id: uuid.UUID) -> list[MemoryHistory] | None:
     memory = Memory.objects.filter(id=memory_id).only("id", "text", "categories", "created_at").first()
     rows = list(MemoryHistory.objects.filter(memory_id=memory_id).order_by("created_at", "id"))
     if memory is None:
-        deleted = MemoryTombstone.objects.filter(ids__contains=[memory_id]).values_list(
-            "created_at", flat=True
+        # through the GIN index, else among the few tombstones not indexed yet (memories_tombstones_merge)
+        deleted = MemoryTombstone.objects.filter(ids__contains=[memory_id]).order_by("created_at")
+        deleted_at = (
+            deleted.filter(indexed=True).values_list("created_at", flat=True).first()
+            or deleted.filter(indexed=False).values_list("created_at", flat=True).first()
         )
-        deleted_at = deleted.order_by("created_at").first()
         if deleted_at is None:
             return [MemoryHistory(**_content_free(row)) for row in rows] or None
         return [
@@ -185,4 +187,14 @@ def entity_exists(*, entity_type: str, name: str) -> bool:
 
 
 def deletion_job_get(*, job_id: uuid.UUID) -> DeletionJob | None:
-    return DeletionJob.objects.filter(id=job_id).first()
+    """The job with its progress: during its first pass (run by its lanes, if it has any), what its lanes deleted
+    so far counts as the job's (their counts are added to the job's own when they have all finished)."""
+    job = DeletionJob.objects.filter(id=job_id).first()
+    if job is not None and job.passes == 0:
+        totals = job.lanes.aggregate(
+            deleted=Sum("deleted_count"), history=Sum("history_purged_count"), batches=Sum("batches")
+        )
+        job.deleted_count += totals["deleted"] or 0
+        job.history_purged_count += totals["history"] or 0
+        job.batches += totals["batches"] or 0
+    return job

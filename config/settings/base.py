@@ -210,6 +210,9 @@ ERASURE_VERIFY_INLINE = env_bool("ERASURE_VERIFY_INLINE", True)
 DELETION_STRAGGLER_MARGIN_SECONDS = env_float("DELETION_STRAGGLER_MARGIN_SECONDS", 300.0)
 DELETION_TASK_MAX_RETRIES = env_int("DELETION_TASK_MAX_RETRIES", 8)
 DELETION_SWEEP_SECONDS = env_float("DELETION_SWEEP_SECONDS", 30.0)
+# Batches write their DELETE events (tombstones) unindexed; this often the beat adds them to the GIN index that
+# GET /v1/memories/{id}/history/ of a deleted memory uses (until then that lookup reads them directly).
+DELETION_TOMBSTONE_INDEX_SECONDS = env_float("DELETION_TOMBSTONE_INDEX_SECONDS", 5.0)
 EXPIRY_SWEEP_SECONDS = env_float("EXPIRY_SWEEP_SECONDS", 3600.0)
 
 CELERY_BEAT_SCHEDULE = {
@@ -223,7 +226,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "memories-tombstones-merge": {
         "task": "memories.tasks.memories_tombstones_merge_task",
-        "schedule": timedelta(seconds=DELETION_SWEEP_SECONDS),
+        "schedule": timedelta(seconds=DELETION_TOMBSTONE_INDEX_SECONDS),
     },
     "memories-purge-expired": {
         "task": "memories.tasks.memories_purge_expired_task",

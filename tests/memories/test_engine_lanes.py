@@ -3,11 +3,12 @@ consecutive id ranges, run side by side in threads (each with its own database c
 straggler pass. Real PostgreSQL, committed data (threads see only committed rows), no worker."""
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from memories import engine
 from memories.engine import deletion_job_create, deletion_job_run, deletion_jobs_resume_stale
 from memories.models import DeletionJob, Memory, MemoryTombstone
+from memories.selectors import deletion_job_get
 from memories.services import legal_hold_place, memories_add, memory_update
 from tests.memories.deletion_checks import assert_deleted_exactly, lanes_of
 
@@ -61,9 +62,13 @@ def test_lanes_interrupted_by_the_time_budget_resume_to_exact_counts(settings):
     while not deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=0).finished:
         runs += 1
         assert runs < 200
-        # the job's counters include what its lanes deleted so far, batch by batch
+        # the job's progress is what its lanes deleted so far, batch by batch (their counts are added to the
+        # job's own when they have all finished)
         job.refresh_from_db()
-        assert job.deleted_count == sum(lane.deleted_count for lane in lanes_of(job))
+        progress = deletion_job_get(job_id=job.id)
+        assert progress is not None
+        assert progress.deleted_count == sum(lane.deleted_count for lane in lanes_of(job))
+        assert job.deleted_count == (progress.deleted_count if job.passes else 0)
 
     # then: resumed many times, the job and its three lanes add up exactly (the digest from the tombstones)
     assert runs >= 3 and len(lanes_of(job)) == 3
@@ -107,36 +112,44 @@ def test_lanes_of_a_scope_with_several_user_ids(settings):
     assert Memory.objects.filter(user_id__in=["not-ana", "not-bo"]).count() == 10
 
 
-def test_unchanged_rows_are_deleted_by_the_fast_statement_and_a_changed_batch_is_redone_carefully(caplog):
-    # given: two batches of pia's memories (one of them updated, so with history), and a statement for them
-    mine = _subject("pia", 20)
-    ids = sorted(m.id for m in mine)
-    updated = {m.id for m in mine[::5]}
+def test_a_transaction_that_fails_on_a_row_changed_after_its_snapshot_is_redone_carefully(
+    settings, monkeypatch, caplog
+):
+    # given: three batches of pia's memories (some updated, so with history), and a fast statement that, on the
+    # second batch, fails as a REPEATABLE READ transaction does when one of its rows was updated, held or deleted
+    # by a transaction that committed after its snapshot (serialization failure)
+    settings.DELETION_LANES = 1
+    with connection.cursor() as cur:
+        cur.execute(
+            "CREATE FUNCTION pg_temp.changed_meanwhile() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION 'could not serialize access' USING ERRCODE = 'serialization_failure'; END $$"
+        )
+    mine = _subject("pia", 25)
     job = _new_job({"user_id": "pia"})
-    statement = engine._BatchStatement({"user_id": "pia"}, 10)
+    seen: list = []
+    run = engine._BatchStatement.run
 
-    # when: the first batch runs as is
-    with transaction.atomic():
-        job.refresh_from_db()
-        first = statement.run(job, want_ids=True)
-        job.cursor, job.batches = first.bound, 1
-        job.save(update_fields=["cursor", "batches"])
-    # then: the fast statement deleted exactly the first ten, nothing was redone
-    assert statement.fallbacks == 0 and first.deleted == ids[:10]
-    assert first.history_purged == len(updated & set(ids[:10])) and first.packed == b"".join(
-        i.bytes for i in first.deleted
-    )
+    def run_failing_the_second(self, job, **kwargs):
+        seen.append((self, kwargs["repeatable_read"], self.careful))
+        good = self.sql
+        if len(seen) == 2:
+            self.sql = good + " WHERE pg_temp.changed_meanwhile()"
+        try:
+            return run(self, job, **kwargs)
+        finally:
+            self.sql = good
 
-    # when: the second batch's rows differ from its selection (the record function sees a count it does not
-    # expect, as when a row is deleted, held or updated by another transaction between the snapshot and the delete)
-    good = statement.sql
-    statement.sql = good.replace("c.n, c.h,", "c.n + 1, c.h,")
-    with transaction.atomic():
-        second = statement.run(job, want_ids=True)
-    statement.sql = good
+    monkeypatch.setattr(engine._BatchStatement, "run", run_failing_the_second)
 
-    # then: the batch was rolled back to its savepoint and redone by the careful statement, with the same result
-    assert statement.fallbacks == 1 and "redone by the careful statement" in caplog.text
-    assert second.deleted == ids[10:] and second.history_purged == len(updated & set(ids[10:]))
-    assert not Memory.objects.filter(user_id="pia").exists()
-    assert MemoryTombstone.objects.filter(job=job).count() == 2
+    # when
+    result = deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=60)
+
+    # then: the second batch's transaction rolled back and was redone by the careful statement (in READ COMMITTED);
+    # the other batches were fast; the job's counts, tombstones and digest are exact
+    assert result.finished and "redone by the careful statement" in caplog.text
+    statement = seen[0][0]
+    assert statement.fallbacks == 1 and all(s is statement for s, _, _ in seen)
+    assert [careful for _, _, careful in seen] == [False, False, True, False, False]
+    assert all(repeatable for _, repeatable, _ in seen)
+    assert_deleted_exactly(job, [m.id for m in mine], history_purged=5)
+    assert sorted(t.batch for t in MemoryTombstone.objects.filter(job=job)) == [1, 2, 3]

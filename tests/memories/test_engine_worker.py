@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from memories.engine import deletion_job_create, deletion_job_retry
 from memories.ids import uuid7
 from memories.models import DeletionJob, LegalHold, Memory
+from memories.selectors import deletion_job_get
 from memories.services import memories_add, memory_update
 from memories.tasks import memories_purge_expired_task
 from tests.conftest import wait_for
@@ -79,9 +80,9 @@ def test_a_sigkilled_worker_job_is_resumed_by_the_sweeper_with_exact_counts(star
     job = _start_job("bulk-user")
 
     # when: the worker's whole process group is SIGKILLed mid-job
-    wait_for(lambda: DeletionJob.objects.get(id=job.id).deleted_count >= 5_000, timeout=60, interval=0.05)
+    wait_for(lambda: deletion_job_get(job_id=job.id).deleted_count >= 5_000, timeout=60, interval=0.05)
     first.kill()
-    job.refresh_from_db()
+    job = deletion_job_get(job_id=job.id)
     assert 0 < job.deleted_count < total, "the kill must land in the middle of the job"
     assert job.status == "RUNNING"
 
@@ -115,7 +116,7 @@ def test_a_killed_database_connection_is_retried_then_failure_and_retry_resume_e
     ids, purge = _bulk_load("retry-user", 20_000, legacy=True)
     worker = start_worker("retry", extra_env={"DELETION_BATCH_SIZE": "100"})
     job = _start_job("retry-user")
-    wait_for(lambda: DeletionJob.objects.get(id=job.id).deleted_count > 0, timeout=60, interval=0.02)
+    wait_for(lambda: deletion_job_get(job_id=job.id).deleted_count > 0, timeout=60, interval=0.02)
 
     # when: its database connection is terminated mid-job
     assert _kill_worker_connections() >= 1
@@ -130,12 +131,12 @@ def test_a_killed_database_connection_is_retried_then_failure_and_retry_resume_e
     ids, purge = _bulk_load("fail-user", 20_000)
     start_worker("noretry", extra_env={"DELETION_BATCH_SIZE": "100", "DELETION_TASK_MAX_RETRIES": "0"})
     job = _start_job("fail-user")
-    wait_for(lambda: DeletionJob.objects.get(id=job.id).deleted_count > 0, timeout=60, interval=0.02)
+    wait_for(lambda: deletion_job_get(job_id=job.id).deleted_count > 0, timeout=60, interval=0.02)
     assert _kill_worker_connections() >= 1
 
     # then: the job is FAILED with a class name, keeping its progress; retry resumes it to the exact end
     wait_for(lambda: DeletionJob.objects.get(id=job.id).is_finished, timeout=60, message="failed job")
-    job.refresh_from_db()
+    job = deletion_job_get(job_id=job.id)
     assert job.status == "FAILED" and job.error in {"OperationalError", "InterfaceError"}
     assert 0 < job.deleted_count < 20_000
     with transaction.atomic():
