@@ -514,12 +514,14 @@ def deletion_job_run(
     key = _lock_key(job_id)
     with connection.cursor() as cur:
         # With the lock, the run's session plans prepared statements generically (the batch statement's; see
-        # _BatchStatement), until the finally clause below puts the previous setting back.
+        # _BatchStatement), until the finally clause below puts the previous setting back. Not when prepared
+        # statements are off (DATABASE_PREPARED_STATEMENTS=0, behind a pooler that shares sessions).
+        prepared = connection.connection.prepare_threshold is not None
         cur.execute(
             "SELECT l.locked, l.previous,"
-            " CASE WHEN l.locked THEN set_config('plan_cache_mode', 'force_generic_plan', false) END"
+            " CASE WHEN l.locked AND %s THEN set_config('plan_cache_mode', 'force_generic_plan', false) END"
             " FROM (SELECT pg_try_advisory_lock(%s) AS locked, current_setting('plan_cache_mode') AS previous) l",
-            [key],
+            [prepared, key],
         )
         locked, previous_plan_cache_mode, _ = cur.fetchone()
     if not locked:  # the same ticket is being worked on right now; that run continues the chain
@@ -695,8 +697,9 @@ def deletion_job_run(
         if connection.is_usable():
             with connection.cursor() as cur:
                 cur.execute(
-                    "SELECT pg_advisory_unlock(%s), set_config('plan_cache_mode', %s, false)",
-                    [key, previous_plan_cache_mode],
+                    "SELECT pg_advisory_unlock(%s),"
+                    " CASE WHEN %s THEN set_config('plan_cache_mode', %s, false) END",
+                    [key, prepared, previous_plan_cache_mode],
                 )
             if own_transactions:
                 connection.connection.isolation_level = previous_isolation

@@ -153,3 +153,33 @@ def test_a_transaction_that_fails_on_a_row_changed_after_its_snapshot_is_redone_
     assert all(repeatable for _, repeatable, _ in seen)
     assert_deleted_exactly(job, [m.id for m in mine], history_purged=5)
     assert sorted(t.batch for t in MemoryTombstone.objects.filter(job=job)) == [1, 2, 3]
+
+
+def test_a_run_leaves_its_session_as_it_found_it_and_works_without_prepared_statements(settings):
+    # given: a connection whose prepared statements are off (DATABASE_PREPARED_STATEMENTS=0, behind a pooler)
+    settings.DELETION_LANES = 1
+    mine = _subject("ola", 25)
+    job = _new_job({"user_id": "ola"})
+    connection.ensure_connection()
+    raw = connection.connection
+    threshold, raw.prepare_threshold = raw.prepare_threshold, None
+    try:
+        # when
+        assert deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=60).finished
+
+        # then: the job is exact; nothing was prepared and the session's settings are as before
+        assert_deleted_exactly(job, [m.id for m in mine], history_purged=5)
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*), current_setting('plan_cache_mode') FROM pg_prepared_statements")
+            assert cur.fetchone() == (0, "auto")
+        assert raw.isolation_level is None
+    finally:
+        raw.prepare_threshold = threshold
+
+    # and with prepared statements on, a run prepares its batch statement and still restores the session
+    other = _new_job({"user_id": "not-ola"})
+    assert deletion_job_run(job_id=other.id, batch_size=10, budget_seconds=60).finished
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) > 0, current_setting('plan_cache_mode') FROM pg_prepared_statements")
+        assert cur.fetchone() == (True, "auto")
+    assert raw.isolation_level is None
