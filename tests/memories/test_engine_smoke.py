@@ -65,25 +65,36 @@ def test_engine_resume_from_saved_cursor_gives_exact_counts(db):
     assert isinstance(job.id, uuid.UUID)
 
 
-def test_delete_events_stay_findable_after_the_pending_list_is_merged(db):
-    # given: the tombstones' GIN index keeps new entries in a 64 MB pending list (merged by a beat task)
+def test_delete_events_are_findable_before_and_after_the_beat_indexes_them(db):
+    # given: batches write their DELETE events (tombstones) unindexed; the beat task adds them to a partial GIN
+    # index whose pending list is 64 MB, then merges that list
     from django.db import connection
 
     from memories.engine import memories_tombstones_merge
+    from memories.models import MemoryTombstone
 
     with connection.cursor() as cur:
         cur.execute("SELECT reloptions FROM pg_class WHERE relname = 'tombstone_ids_gin'")
         (options,) = cur.fetchone()
     assert "fastupdate=on" in options and "gin_pending_list_limit=65536" in options
-    mine = memories_add(texts=["gone 1", "gone 2"], user_id="carol")
+    mine = memories_add(texts=["gone 1", "gone 2", "gone 3"], user_id="carol")
     job = deletion_job_create(kind="filter", scope={"user_id": "carol"}, requested_by="test", enqueue=False)
-    deletion_job_run(job_id=job.id, budget_seconds=60)
+    deletion_job_run(job_id=job.id, batch_size=2, budget_seconds=60)
+    assert list(MemoryTombstone.objects.filter(job=job).values_list("indexed", flat=True)) == [False, False]
 
-    # when: the beat task merges the pending entries into the index
-    memories_tombstones_merge()
+    def events_are_content_free_deletes() -> None:
+        for memory in mine:
+            [event] = memory_history(memory_id=memory.id)
+            assert event.event == "DELETE" and event.old_memory is None and event.new_memory is None
+        assert memory_history(memory_id=uuid.uuid4()) is None
 
-    # then: each deleted memory still has exactly its content-free DELETE event, and an unknown id has none
-    for memory in mine:
-        [event] = memory_history(memory_id=memory.id)
-        assert event.event == "DELETE" and event.old_memory is None and event.new_memory is None
-    assert memory_history(memory_id=uuid.uuid4()) is None
+    # then: before the beat task, each deleted memory has its content-free DELETE event (read unindexed)
+    events_are_content_free_deletes()
+
+    # when: the beat task indexes them (in transactions of `limit` rows) and merges the pending list
+    assert memories_tombstones_merge(limit=1) == 2
+    assert memories_tombstones_merge() == 0
+
+    # then: the same events, now through the index
+    assert not MemoryTombstone.objects.filter(job=job, indexed=False).exists()
+    events_are_content_free_deletes()
