@@ -217,10 +217,9 @@ class _BatchStatement:
         """
         self.fallback_params = fallback_select_params
         self.limit = limit
-        self.careful = (
-            False  # the next batch runs the careful statement (set after the fast one found changes)
-        )
-        self.fallbacks = 0  # batches run by the careful statement
+        # The next batch runs the careful statement (set after a serialization failure); how many did.
+        self.careful = False
+        self.fallbacks = 0
 
     @staticmethod
     def _selection(
