@@ -13,7 +13,9 @@
    was false): a history row written for a memory after a batch's snapshot therefore makes the batch's DELETE
    fail with a serialization error instead of leaving a history row that the batch's snapshot did not see. It
    still refuses rows for memories that do not exist.
-4. Tombstones are written unindexed (indexed = false) and added to the GIN index by the beat task
+4. memories_delete_batch (the careful statement's function) records its batch through memories_delete_batch_record:
+   one definition of what a batch leaves behind.
+5. Tombstones are written unindexed (indexed = false) and added to the GIN index by the beat task
    memories_tombstones_merge: batches running side by side no longer wait for the GIN pending list's lock.
    Existing tombstones are already in the index.
 """
@@ -64,67 +66,102 @@ BEGIN
 END $$;
 """
 
-# the trigger as migration 0007 left it, for the way back
-OLD_TRIGGER = importlib.import_module("memories.migrations.0007_history_ids_and_no_orphan_history").TRIGGER
+_0007 = importlib.import_module("memories.migrations.0007_history_ids_and_no_orphan_history")
+# the trigger and the careful function as migration 0007 left them, for the way back
+OLD_TRIGGER = _0007.TRIGGER
+OLD_CAREFUL_FUNCTION = _0007.FUNCTION
+
+# the careful function with its tail (history rows, tombstone, packed ids) handed to the record function
+_CAREFUL_TAIL = OLD_CAREFUL_FUNCTION[OLD_CAREFUL_FUNCTION.index("    IF cardinality(p_history) > 0 THEN") :]
+assert (
+    _CAREFUL_TAIL.startswith("    IF cardinality(p_history) > 0 THEN")
+    and "INSERT INTO memories_tombstone" in _CAREFUL_TAIL
+)
+CAREFUL_FUNCTION = OLD_CAREFUL_FUNCTION.replace(
+    _CAREFUL_TAIL,
+    """    SELECT r.history_purged, r.packed INTO history_purged, packed
+    FROM memories_delete_batch_record(p_job, p_batch, ids, p_history) AS r;
+END
+$fn$;
+""",
+)
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('memories', '0007_history_ids_and_no_orphan_history'),
+        ("memories", "0007_history_ids_and_no_orphan_history"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='memory',
-            name='memory_user_id_idx',
+            model_name="memory",
+            name="memory_user_id_idx",
         ),
         migrations.RemoveIndex(
-            model_name='memory',
-            name='memory_agent_id_idx',
+            model_name="memory",
+            name="memory_agent_id_idx",
         ),
         migrations.RemoveIndex(
-            model_name='memory',
-            name='memory_app_id_idx',
+            model_name="memory",
+            name="memory_app_id_idx",
         ),
         migrations.RemoveIndex(
-            model_name='memory',
-            name='memory_run_id_idx',
+            model_name="memory",
+            name="memory_run_id_idx",
         ),
         migrations.RemoveIndex(
-            model_name='memorytombstone',
-            name='tombstone_ids_gin',
+            model_name="memorytombstone",
+            name="tombstone_ids_gin",
         ),
         migrations.AddField(
-            model_name='memorytombstone',
-            name='indexed',
+            model_name="memorytombstone",
+            name="indexed",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.RunSQL("UPDATE memories_tombstone SET indexed = true", migrations.RunSQL.noop),
         migrations.AddIndex(
-            model_name='memory',
-            index=models.Index(fields=['user_id', 'id'], include=('legal_hold', 'has_history'), name='memory_user_id_idx'),
+            model_name="memory",
+            index=models.Index(
+                fields=["user_id", "id"], include=("legal_hold", "has_history"), name="memory_user_id_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='memory',
-            index=models.Index(fields=['agent_id', 'id'], include=('legal_hold', 'has_history'), name='memory_agent_id_idx'),
+            model_name="memory",
+            index=models.Index(
+                fields=["agent_id", "id"], include=("legal_hold", "has_history"), name="memory_agent_id_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='memory',
-            index=models.Index(fields=['app_id', 'id'], include=('legal_hold', 'has_history'), name='memory_app_id_idx'),
+            model_name="memory",
+            index=models.Index(
+                fields=["app_id", "id"], include=("legal_hold", "has_history"), name="memory_app_id_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='memory',
-            index=models.Index(fields=['run_id', 'id'], include=('legal_hold', 'has_history'), name='memory_run_id_idx'),
+            model_name="memory",
+            index=models.Index(
+                fields=["run_id", "id"], include=("legal_hold", "has_history"), name="memory_run_id_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='memorytombstone',
-            index=django.contrib.postgres.indexes.GinIndex(condition=models.Q(('indexed', True)), fastupdate=True, fields=['ids'], gin_pending_list_limit=65536, name='tombstone_ids_gin'),
+            model_name="memorytombstone",
+            index=django.contrib.postgres.indexes.GinIndex(
+                condition=models.Q(("indexed", True)),
+                fastupdate=True,
+                fields=["ids"],
+                gin_pending_list_limit=65536,
+                name="tombstone_ids_gin",
+            ),
         ),
         migrations.AddIndex(
-            model_name='memorytombstone',
-            index=models.Index(condition=models.Q(('indexed', False)), fields=['id'], name='tombstone_unindexed_idx'),
+            model_name="memorytombstone",
+            index=models.Index(
+                condition=models.Q(("indexed", False)), fields=["id"], name="tombstone_unindexed_idx"
+            ),
         ),
-        migrations.RunSQL(FUNCTION, "DROP FUNCTION memories_delete_batch_record(uuid, integer, uuid[], uuid[]);"),
+        migrations.RunSQL(
+            FUNCTION, "DROP FUNCTION memories_delete_batch_record(uuid, integer, uuid[], uuid[]);"
+        ),
         migrations.RunSQL(TRIGGER, OLD_TRIGGER),
+        migrations.RunSQL(CAREFUL_FUNCTION, OLD_CAREFUL_FUNCTION),
     ]
