@@ -622,8 +622,8 @@ def deletion_job_run(
                     if statement is None:
                         statement = _BatchStatement(job.scope, limit, end=job.cursor_end)
                     finished = False
-                    # One batch per transaction; a pass that ends in it is followed by its straggler batch at once
-                    # (a new statement sees what was committed meanwhile), so a small job needs one transaction.
+                    # One batch per transaction; a pass that ends in it is followed by its straggler batch at once,
+                    # so a small job needs one transaction for its batches (and one to end).
                     for _ in range(2):
                         batch = statement.run(job, want_ids=collect_ids, repeatable_read=own_transactions)
                         digest.feed(batch.packed)
@@ -654,18 +654,7 @@ def deletion_job_run(
                     job.heartbeat_at = timezone.now()
                     out_of_time = False
                     if finished:
-                        # The batch statement turned synchronous_commit off for its transaction: a batch that is not
-                        # the job's last need not wait for the WAL flush (if the server crashed before it, the batch
-                        # and its progress record would roll back together and the job would redo them). The last one,
-                        # which says SUCCEEDED and moves an erasure request, commits synchronously, and its flush
-                        # covers every commit written before it.
-                        with connection.cursor() as cur:
-                            cur.execute("SET LOCAL synchronous_commit = on")
-                        _finish(job, status=DeletionJob.Status.SUCCEEDED, digest=digest, also=fields)
-                        logger.info(
-                            "deletion job finished",
-                            extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
-                        )
+                        job.save(update_fields=fields)  # the job ends in a transaction of its own, below
                     else:
                         out_of_time = time.monotonic() - started >= budget
                         if out_of_time and ticket is not None:
@@ -684,6 +673,24 @@ def deletion_job_run(
                 statement.careful = True
                 fetch = True
                 continue
+            if finished:
+                # The job's end, in a READ COMMITTED transaction of its own: its receivers (an erasure request's move
+                # to `deleted`, audit entries chained onto the latest one) must read what other transactions have
+                # committed, not a snapshot taken before they took their locks. If the process dies just before
+                # it, the job's next run makes one more (empty) straggler batch and ends then. The batch statement
+                # turned synchronous_commit off for the batches' transactions (after a crash a batch and its
+                # progress record roll back together, and the job redoes them); this one, which says SUCCEEDED,
+                # commits synchronously, and its flush covers every commit written before it.
+                if own_transactions:
+                    connection.connection.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+                with transaction.atomic():
+                    with connection.cursor() as cur:
+                        cur.execute("SET LOCAL synchronous_commit = on")
+                    _finish(job, status=DeletionJob.Status.SUCCEEDED, digest=digest, also=fields)
+                logger.info(
+                    "deletion job finished",
+                    extra={"job": str(job.id), "deleted": job.deleted_count, "held": job.held_count},
+                )
             if finished or out_of_time:
                 return RunResult(
                     job=job,

@@ -183,3 +183,36 @@ def test_a_run_leaves_its_session_as_it_found_it_and_works_without_prepared_stat
         cur.execute("SELECT count(*) > 0, current_setting('plan_cache_mode') FROM pg_prepared_statements")
         assert cur.fetchone() == (True, "auto")
     assert raw.isolation_level is None
+
+
+def test_batches_run_in_repeatable_read_and_the_job_ends_in_read_committed(settings, monkeypatch):
+    # The end of a job runs receivers that chain audit entries onto the latest one (an erasure request's move to
+    # `deleted`): they must see what other transactions committed, so the job ends in READ COMMITTED, in a
+    # transaction of its own; its batches run in REPEATABLE READ (the fast statement needs it).
+    settings.DELETION_LANES = 1
+    _subject("rea", 25)
+    job = _new_job({"user_id": "rea"})
+    seen: list[tuple[str, str]] = []
+
+    def isolation() -> str:
+        with connection.cursor() as cur:
+            cur.execute("SHOW transaction_isolation")
+            return cur.fetchone()[0]
+
+    run, finish = engine._BatchStatement.run, engine._finish
+
+    def run_noting(self, job, **kwargs):
+        seen.append(("batch", isolation()))
+        return run(self, job, **kwargs)
+
+    def finish_noting(job, **kwargs):
+        seen.append(("finish", isolation()))
+        return finish(job, **kwargs)
+
+    monkeypatch.setattr(engine._BatchStatement, "run", run_noting)
+    monkeypatch.setattr(engine, "_finish", finish_noting)
+
+    assert deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=60).finished
+
+    assert seen[-1] == ("finish", "read committed")
+    assert {what for what in seen[:-1]} == {("batch", "repeatable read")} and len(seen) >= 4
