@@ -175,7 +175,8 @@ class _BatchStatement:
             parts = [qs.filter(id__lte=end) for qs in parts]
         select_sql, select_params = self._selection(parts, order, limit, addresses=False)
         fallback_select_sql, fallback_select_params = self._selection(parts, order, limit, addresses=True)
-        scope_qs = Memory.objects.filter(scope_q(scope)) if scope else Memory.objects.all()
+        assert scope, "a job's scope is never empty (validate_scope)"
+        scope_qs = Memory.objects.filter(scope_q(scope))
         where_sql, where_params = scope_qs.query.get_compiler(connection=connection).compile(
             scope_qs.query.where
         )
