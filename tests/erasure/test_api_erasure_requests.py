@@ -1,5 +1,6 @@
 """The Erasure API over HTTP: authentication, create/list/detail, every action, 400/404/409 answers, schema."""
 
+import re
 import uuid
 
 import pytest
@@ -200,4 +201,5 @@ def test_schema_and_docs_pages_are_served_without_a_cdn(client):
     assert response.status_code == 200
     html = response.content.decode()
     assert "swagger-ui" in html.lower() and "/static/drf_spectacular_sidecar/" in html
-    assert "cdn" not in html.lower() and "unpkg" not in html.lower()
+    # a CDN host or URL, not the letters "cdn" (the page's random CSRF token can hold them)
+    assert not re.search(r"//cdn|cdn[.-]|unpkg|jsdelivr", html.lower())
