@@ -14,7 +14,7 @@ from .base import *  # noqa: E402,F403
 from .base import DATABASES, VAR_DIR  # noqa: E402
 
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("ERASURE_TEST_DB", f"test_erasure_{_RUN}")}
-DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE") or 0)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 EMAIL_FILE_PATH = str(VAR_DIR / "mail")

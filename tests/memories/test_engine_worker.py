@@ -145,6 +145,36 @@ def test_a_killed_database_connection_is_retried_then_failure_and_retry_resume_e
     assert_deleted_exactly(job, ids, history_purged=purge, events_sample=200)
 
 
+def _worker_backends() -> set[int]:
+    with connection.cursor() as cur:
+        cur.execute(
+            """SELECT pid FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'erasure'"""
+        )
+        return {row[0] for row in cur.fetchall()}
+
+
+def test_the_worker_keeps_its_database_connection_from_task_to_task(start_worker):
+    # given: a worker whose connections may live 60 s (the test settings otherwise close them after every task,
+    # as Celery's Django fixup would do whatever CONN_MAX_AGE said)
+    memories_add(texts=["one", "two"], user_id="first")
+    memories_add(texts=["three"], user_id="second")
+    start_worker("reuse", extra_env={"DATABASE_CONN_MAX_AGE": "60"})
+
+    # when: two jobs run one after the other
+    first = _start_job("first")
+    wait_for(lambda: DeletionJob.objects.get(id=first.id).is_finished, timeout=60, message="first job")
+    backends = wait_for(_worker_backends, timeout=10, message="the worker's connection after its task")
+    second = _start_job("second")
+    wait_for(lambda: DeletionJob.objects.get(id=second.id).is_finished, timeout=60, message="second job")
+
+    # then: the second task ran on the connection the first one opened, and both jobs are done
+    assert len(backends) == 1
+    assert _worker_backends() == backends
+    assert DeletionJob.objects.get(id=second.id).deleted_count == 1
+    assert not Memory.objects.filter(user_id__in=["first", "second"]).exists()
+
+
 def test_zero_budget_and_tiny_batches_reenqueue_many_times_with_exact_counts(start_worker):
     mine = memories_add(texts=[f"fact {i}" for i in range(60)], user_id="olga")
     for memory in mine[::5]:  # 12 memories with an UPDATE row, one of them with two
