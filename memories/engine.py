@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -444,6 +444,7 @@ def _lanes_create(job: DeletionJob, limit: int) -> bool:
 
 _lane_pool: ThreadPoolExecutor | None = None
 _lane_pool_lock = threading.Lock()
+_settle: Future[None] | None = None  # the latest _scope_settle submitted (tests wait for it)
 
 
 def _lane_run(lane_id: uuid.UUID, budget: float, limit: int) -> RunResult:
@@ -456,10 +457,40 @@ def _lane_run(lane_id: uuid.UUID, budget: float, limit: int) -> RunResult:
         connection.close_if_unusable_or_obsolete()
 
 
-def _lanes_run(job_id: uuid.UUID, *, budget: float, limit: int, digest: "_RunningDigest") -> bool:
+def _scope_settle(scope: dict[str, Any]) -> None:
+    """Reads the scope's (entity, id) index entries once, from the end backwards, in a lane thread, after the job's
+    lanes have deleted their ranges and while the job itself finishes.
+
+    The first read of a deleted row's index entry after the delete must visit the row in the heap to learn that it is
+    gone; it sets the row's hint bits there and, as no transaction can still see the row, marks the entry dead, so
+    that later reads pass it without visiting the heap. Left alone, that work (~25 ms per 100,000 deleted rows on a
+    2-core machine) falls on the first reader of the scope: for an erasure request, the count of its verification,
+    which comes right after the job. Done here, side by side with the job's last transactions, the verification
+    (which still counts every row of the scope itself) meets entries already marked dead; and it reads forwards, so
+    if it starts before this read ends, the two meet instead of repeating each other's work. Nothing depends on
+    this read: an error is logged (class name) and dropped."""
+    try:
+        parts, order = _scope_parts(scope, _NIL)
+        with transaction.atomic(), index_scans_only(), connection.cursor() as cur:
+            cur.execute("SET LOCAL enable_bitmapscan = off")  # a bitmap scan would not mark the entries
+            for qs in parts:
+                sql, params = (
+                    qs.order_by(*(f"-{name}" for name in order)).values("id").query.sql_with_params()
+                )
+                cur.execute(f"SELECT count(*) FROM ({sql}) AS entries", params)
+    except DatabaseError as exc:
+        logger.warning("reading a deleted scope's index entries failed", extra={"error": type(exc).__name__})
+    finally:
+        connection.close_if_unusable_or_obsolete()
+
+
+def _lanes_run(
+    job_id: uuid.UUID, *, budget: float, limit: int, digest: "_RunningDigest", scope: dict[str, Any]
+) -> bool:
     """Runs the job's unfinished lanes side by side until they finish or the budget is spent; True when every lane
-    has finished. Feeds the lanes' ids to the job's running digest when each lane ran whole in this call."""
-    global _lane_pool
+    has finished. Feeds the lanes' ids to the job's running digest when each lane ran whole in this call. When all
+    have finished, a lane thread reads the scope's index entries once (_scope_settle) while the job goes on."""
+    global _lane_pool, _settle
     with _lane_pool_lock:
         if _lane_pool is None:
             _lane_pool = ThreadPoolExecutor(max_workers=settings.DELETION_LANES, thread_name_prefix="lane")
@@ -477,7 +508,10 @@ def _lanes_run(job_id: uuid.UUID, *, budget: float, limit: int, digest: "_Runnin
             digest.feed(result.packed)
         else:
             digest.valid = False
-    return all(result.finished for result in results.values())
+    finished = all(result.finished for result in results.values())
+    if finished and results:
+        _settle = _lane_pool.submit(_scope_settle, scope)
+    return finished
 
 
 def deletion_job_run(
@@ -536,11 +570,13 @@ def deletion_job_run(
     first = True
     fetch = True  # read and lock the job row in the next transaction (the first, and the one after lanes ran)
     lanes = ""  # "" none; "open": the next loop turn runs them; "done": finished, straggler pass next
+    scope: dict[str, Any] | None = None  # the job's scope, once read
     try:
         while True:
             if lanes == "open":
                 remaining = max(budget - (time.monotonic() - started), 0.0)
-                if not _lanes_run(job_id, budget=remaining, limit=limit, digest=digest):
+                assert scope is not None
+                if not _lanes_run(job_id, budget=remaining, limit=limit, digest=digest, scope=scope):
                     with transaction.atomic():
                         job = DeletionJob.objects.select_for_update().get(id=job_id)
                         job.heartbeat_at = timezone.now()
@@ -570,6 +606,7 @@ def deletion_job_run(
                 with transaction.atomic():
                     if fetch:
                         job = DeletionJob.objects.select_for_update().get(id=job_id)
+                        scope = job.scope
                         # Afterwards this run's copy is the job's state: no other writer changes the row while the
                         # run holds the job's advisory lock (the sweeper only touches a stale heartbeat).
                         fetch = False

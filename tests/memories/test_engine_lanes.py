@@ -216,3 +216,40 @@ def test_batches_run_in_repeatable_read_and_the_job_ends_in_read_committed(setti
 
     assert seen[-1] == ("finish", "read committed")
     assert {what for what in seen[:-1]} == {("batch", "repeatable read")} and len(seen) >= 4
+
+
+def _heap_fetches(user_ids: list[str]) -> int:
+    """Heap fetches of the first index-only count of these users' memories (EXPLAIN ANALYZE runs the query)."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute("SET LOCAL enable_bitmapscan = off")
+        cur.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM memories_memory WHERE user_id = ANY(%s)",
+            [user_ids],
+        )
+        plan = cur.fetchone()[0][0]["Plan"]
+    while "Heap Fetches" not in plan:
+        (plan,) = plan["Plans"]
+    assert plan["Node Type"] == "Index Only Scan"
+    return int(plan["Heap Fetches"])
+
+
+def test_after_its_lanes_a_job_reads_the_deleted_scope_once_so_later_reads_skip_its_dead_entries(settings):
+    # given: two subjects deleted by a job in lanes, and a third one deleted by a bare DELETE
+    settings.DELETION_LANES = 2
+    _subject("ines", 120), _subject("ivo", 80), _subject("ida", 100)
+    job = _new_job({"user_id": ["ines", "ivo"]})
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM memories_memory WHERE user_id = 'ida'")
+
+    # when: the job runs (its lanes finish, then a lane thread reads the scope while the job ends)
+    assert deletion_job_run(job_id=job.id, batch_size=20, budget_seconds=60).finished
+    assert len(lanes_of(job)) == 2 and engine._settle is not None
+    engine._settle.result(timeout=30)
+
+    # then: a count of the job's subjects passes their index entries without visiting the heap (marked dead), while
+    # the first count of the subject deleted the bare way still visits each of its deleted rows
+    assert _heap_fetches(["ines", "ivo"]) == 0
+    assert _heap_fetches(["ida"]) == 100
+    assert _heap_fetches(["ida"]) == 0  # that first count marked them
+    assert not Memory.objects.filter(user_id__in=["ines", "ivo", "ida"]).exists()
