@@ -3,8 +3,9 @@
     entry_hash = sha256(prev_hash_hex ‖ canonical_json({created_at, actor, action, request, reference, data}))
 
 canonical_json is JSON with sorted keys and compact separators (ASCII-escaped), so any reader can recompute it.
-Appends are serialised by a transaction-level advisory lock, so the chain has no forks under concurrency; the rows
-are append-only in PostgreSQL (migration 0050_proof_append_only: a trigger refuses UPDATE and DELETE).
+Appends are serialised by a transaction-level advisory lock (taken by the SQL function that appends, migration
+0051), so the chain has no forks under concurrency; the rows are append-only in PostgreSQL (migration
+0050_proof_append_only: a trigger refuses UPDATE and DELETE).
 
 django-auditlog rows are covered too: every LogEntry appends an "auditlog" entry holding a digest of the LogEntry
 (erasure.auditlog), and an audit entry about a request also reconciles auditlog with the request's current row, so
@@ -133,10 +134,10 @@ def _check_data(data: dict[str, Any], request: ErasureRequest | None) -> None:
 
 
 def _append(*, actor: str, action: str, request_id: Any, reference: str, data: dict[str, Any]) -> AuditEntry:
-    """The one writer of the chain (must run inside a transaction)."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
-    last = AuditEntry.objects.order_by("-id").values_list("entry_hash", flat=True).first()
+    """The one writer of the chain (must run inside a transaction): one call of the SQL function
+    erasure_audit_append (migration 0051), which takes the chain's lock, links the entry to the latest one and
+    inserts it with entry_hash(prev_hash, entry), the body hashed being canonical(entry) as computed here."""
+    assert connection.in_atomic_block, "the chain's lock is held until the transaction ends"
     entry = AuditEntry(
         created_at=timezone.now(),
         actor=actor,
@@ -144,10 +145,16 @@ def _append(*, actor: str, action: str, request_id: Any, reference: str, data: d
         request_id=request_id,
         reference=reference,
         data=data,
-        prev_hash=last or GENESIS,
     )
-    entry.entry_hash = entry_hash(entry.prev_hash, entry)
-    entry.save(force_insert=True)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT o_id, o_prev, o_hash FROM erasure_audit_append(%s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+            [_CHAIN_LOCK, entry.created_at, actor, action, request_id, reference, json.dumps(data),
+             canonical(entry)],
+        )  # fmt: skip
+        entry.id, entry.prev_hash, entry.entry_hash = cur.fetchone()
+    entry._state.adding = False
+    entry._state.db = connection.alias
     return entry
 
 

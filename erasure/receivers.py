@@ -11,8 +11,8 @@ from memories.signals import deletion_job_finished
 @receiver(deletion_job_finished, dispatch_uid="erasure.deletion_job_finished")
 def on_deletion_job_finished(sender: Any, job: DeletionJob, **kwargs: Any) -> None:
     """Runs inside the job's final transaction, so the request's move commits (or rolls back) with the job's."""
-    if job.kind != DeletionJob.Kind.ERASURE:
-        return
+    if job.kind != DeletionJob.Kind.ERASURE or job.parent_id is not None:
+        return  # a lane's end is part of its job's run, which ends the job (and moves the request) itself
     from .services import erasure_request_job_finished
 
     erasure_request_job_finished(job=job)
