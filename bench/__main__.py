@@ -7,11 +7,14 @@ synthetic stores, then measures:
      such users one after the other, the median reported), with the worker's peak RSS;
   2. raw `DELETE FROM memories_memory WHERE user_id = …` of an identical copy of those rows, right after each
      engine run (from the same client process), the median reported;
-  3. the obvious hand-written statement doing the engine's data work (memories, their history rows, the DELETE
-     events) on another copy, for information;
+  3. with --same-work, the obvious hand-written statement doing the engine's data work (memories, their history
+     rows, the DELETE events) on another copy, for information (the store then holds 1,100,000 memories);
   4. Mem0 OSS delete_all of 10,000 memories of one user (bench/mem0_peer.py);
   5. the engine deleting 1,000 memories from the 100,000-row and from the 1,000,000-row store (median of 10,
-     one warm-up job per store first, the two stores taking turns).
+     one warm-up job per store first, the two stores taking turns);
+  6. erasure requests through the same worker: three subjects of 100,000 memories (identical copies), each
+     approve → `verified` one after the other, the median reported against the median raw DELETE of 2.; and 1,000
+     small requests.
 Prints one table and writes it to bench/results/latest.md. `--keep` keeps the databases.
 """
 
@@ -39,10 +42,17 @@ SMALL = f"{BIG}_small"
 TARGETS = [f"bench-target-{i}" for i in range(3)]  # three users of 100,000: the engine figure is their median
 TARGET, RAW_SAME = TARGETS[0], "bench-raw-same"
 RAWS = [f"bench-raw-{i}" for i in range(len(TARGETS))]  # identical copies of TARGET for the raw DELETEs
-ERASE = (
-    "bench-erasure"  # another identical copy of TARGET's 100,000 rows: the subject of the big erasure request
-)
+# more identical copies of TARGET's 100,000 rows: the subjects of the big erasure requests (their figure: the median)
+ERASES = [f"bench-erasure-{i}" for i in range(3)]
 SMALL_SUBJECTS, SMALL_EACH = 1_000, 20  # the many-small-requests figure: subjects "esub-0" … "esub-999"
+# users of 100 memories that fill the store up to 1,000,000 memories (besides the 100,000-memory users and copies)
+USERS = (
+    1_000_000
+    - 100_000 * (len(TARGETS) + len(RAWS) + len(ERASES))
+    - 11_000
+    - SMALL_SUBJECTS * SMALL_EACH
+    - 20_000
+)
 WARM = "user-0"  # 100 memories of the 1,000,000-row store, deleted by the warm-up job
 WARM_LANES = "bench-warm"  # 20,000 memories: a second warm-up job, large enough to run in lanes
 PROBES = [f"probe-{i}" for i in range(11)]  # probe-0 warms each probe process up; 1–10 are measured
@@ -199,11 +209,11 @@ def _engine_through_worker(env: dict[str, str], worker: subprocess.Popen) -> dic
             "raw": {"seconds": raw, "deleted": runs[0]["raw_deleted"], "all_seconds": [r["raw_seconds"] for r in runs]}}  # fmt: skip
 
 
-def _erasure(env: dict[str, str], *args: str) -> dict:
-    """bench/erasure.py in a client process on the worker's queue; returns its JSON line."""
+def _erasure(env: dict[str, str], *args: str) -> list[dict]:
+    """bench/erasure.py in a client process on the worker's queue; returns its JSON lines."""
     out = subprocess.run([sys.executable, "-m", "bench.erasure", *args], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout  # fmt: skip
-    return json.loads(out.strip().splitlines()[-1])
+    return [json.loads(line) for line in out.strip().splitlines() if line.startswith("{")]
 
 
 def _raw_same_work(db: str) -> dict:
@@ -252,17 +262,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--keep", action="store_true", help="keep the bench databases afterwards")
     parser.add_argument("--mem0-n", type=int, default=10_000)
+    parser.add_argument(
+        "--same-work", action="store_true", help="also time the engine's data work as one statement"
+    )
     args = parser.parse_args()
     t0 = time.monotonic()
     try:
         _log("creating and migrating databases")
         _create_db(BIG)
         _create_db(SMALL)
-        _log("loading the 1,000,000-memory store (1 in 20 memories with an UPDATE history row)")
+        same_work = {RAW_SAME: TARGET} if args.same_work else {}
+        size = 1_000_000 + 100_000 * len(same_work)
+        _log(f"loading the {size:,}-memory store (1 in 20 memories with an UPDATE history row)")
         size_big = load_store(f"{PG}/{BIG}", groups=[*[(t, 100_000, 100_000) for t in TARGETS],
                               ("probe", 11_000, 1_000), ("esub", SMALL_SUBJECTS * SMALL_EACH, SMALL_EACH),
-                              (WARM_LANES, 20_000, 20_000), ("user", 169_000 - SMALL_SUBJECTS * SMALL_EACH, 100)],
-                              copies={**{raw: TARGET for raw in RAWS}, RAW_SAME: TARGET, ERASE: TARGET})  # fmt: skip
+                              (WARM_LANES, 20_000, 20_000), ("user", USERS, 100)],
+                              copies={**{raw: TARGET for raw in RAWS}, **same_work,
+                                      **{erase: TARGET for erase in ERASES}})  # fmt: skip
         _log(f"loaded {size_big:,} memories; loading the 100,000-memory store")
         size_small = load_store(f"{PG}/{SMALL}", groups=[("probe", 11_000, 1_000), ("user", 89_000, 100)])
         plan = _explain(BIG)
@@ -272,12 +288,16 @@ def main() -> None:
         _log("engine: 3 users of 100,000 memories, one after the other, through a Celery worker")
         with _worker(BIG) as (env, worker, node):
             engine = _engine_through_worker(env, worker)
-            _log("erasure request of the 100,000-memory subject: approve → verified through the same worker")
-            erase_big = _erasure(env, "big", ERASE, "user-1")
+            _log(
+                "erasure requests of 3 subjects of 100,000 memories, one after the other: approve → verified"
+            )
+            erase_runs = _erasure(env, "big", ",".join(ERASES), "user-1")
+            erase_big = sorted(erase_runs, key=lambda r: r["seconds"])[len(erase_runs) // 2]
             _log(f"{SMALL_SUBJECTS:,} erasure requests of {SMALL_EACH} memories each through the same worker")
-            erase_small = _erasure(env, "small", "esub", str(SMALL_SUBJECTS), node)
-        _log("one hand-written statement doing the engine's data work on another identical copy")
-        same = _raw_same_work(BIG)
+            (erase_small,) = _erasure(env, "small", "esub", str(SMALL_SUBJECTS), node)
+        if args.same_work:
+            _log("one hand-written statement doing the engine's data work on another identical copy")
+            same = _raw_same_work(BIG)
         _log(f"Mem0 OSS delete_all of {args.mem0_n:,} memories")
         mem0_out = subprocess.run([sys.executable, "-m", "bench.mem0_peer", str(args.mem0_n)], cwd=ROOT,
                                   check=True, capture_output=True, text=True).stdout  # fmt: skip
@@ -287,9 +307,13 @@ def main() -> None:
             _drop_db(BIG)
             _drop_db(SMALL)
     assert all(r["status"] == "SUCCEEDED" and r["deleted"] == 100_000 for r in engine["runs"]), engine
-    assert same["deleted"] == same["events"] == 100_000 and same["history"] == 100_000 // UPDATE_EVERY, same
-    assert erase_big["deleted"] == erase_big["scoped_total"] == 100_000 and erase_big["pseudonymised"], (
-        erase_big
+    if args.same_work:
+        assert same["deleted"] == same["events"] == 100_000 and same["history"] == 100_000 // UPDATE_EVERY, (
+            same
+        )
+    assert len(erase_runs) == len(ERASES), erase_runs
+    assert all(r["deleted"] == r["scoped_total"] == 100_000 and r["pseudonymised"] for r in erase_runs), (
+        erase_runs
     )
     assert erase_small["deleted"] == erase_small["scoped"] == SMALL_SUBJECTS * SMALL_EACH, erase_small
     assert erase_small["pseudonymised"] == SMALL_SUBJECTS, erase_small
@@ -307,8 +331,8 @@ def main() -> None:
     ratio_raw = engine["seconds"] / raw["seconds"]
     ratio_mem0 = eng_rate / mem0_rate
     ratio_size = med_big / med_small
-    ratio_same = engine["seconds"] / same["seconds"]
     n_probe = len(small)
+    erase_all = " / ".join(f"{r['seconds']:.3f}" for r in erase_runs)
     er_rate = erase_big["deleted"] / erase_big["seconds"]
     er_ratio_raw = erase_big["seconds"] / raw["seconds"]
     sm_rate = erase_small["n"] * 60 / erase_small["seconds"]
@@ -340,13 +364,20 @@ def main() -> None:
         f"{' / '.join(f'{x:.3f}' for x in raw['all_seconds'])} s, median) "
         f"| {engine['seconds']:.3f} s | {raw['seconds']:.3f} s = {raw_rate:,.0f} rows/s | {ratio_raw:.2f}× "
         f"| ≤ 2× | {ok(ratio_raw <= 2)} |",
-        f"| engine vs the obvious hand-written statement doing the same data work on another identical copy (delete + "
-        f"history rows + DELETE events; no batches, progress, digest or worker) | {engine['seconds']:.3f} s "
-        f"| {same['seconds']:.3f} s | {ratio_same:.2f}× | — | info |",
+        *(
+            [
+                f"| engine vs the obvious hand-written statement doing the same data work on another identical copy "
+                f"(delete + history rows + DELETE events; no batches, progress, digest or worker) "
+                f"| {engine['seconds']:.3f} s | {same['seconds']:.3f} s | {engine['seconds'] / same['seconds']:.2f}× "
+                "| — | info |"
+            ]
+            if args.same_work
+            else []
+        ),
         f"| engine vs Mem0 OSS `delete_all` ({mem0['n']:,} memories, embedded Qdrant, history keeps text: "
         f"{mem0['history_rows']:,} rows left) | {eng_rate:,.0f} memories/s | {mem0_rate:,.0f} memories/s "
         f"| {ratio_mem0:,.0f}× | ≥ 100× | {ok(ratio_mem0 >= 100)} |",
-        f"| engine, 1,000 memories from the 1,000,000-row store vs from the 100,000-row store (median of "
+        f"| engine, 1,000 memories from the {size_big:,}-row store vs from the {size_small:,}-row store (median of "
         f"{n_probe} after a warm-up, the stores interleaved) | {med_big * 1000:.1f} ms ({spread(big)}) "
         f"| {med_small * 1000:.1f} ms ({spread(small)}) | {ratio_size:.2f}× | ≤ 1.3 | {ok(ratio_size <= 1.3)} |",
         f"| worker peak RSS (VmHWM) during the 100,000 delete | pool child {rss['child'] / 1024:.0f} MiB, "
@@ -357,16 +388,19 @@ def main() -> None:
         "",
         "| measurement | figure | reference (same run) | ratio | target | result |",
         "|---|---|---|---|---|---|",
-        f"| one erasure request, subject with 100,000 memories (another identical copy), approve → `verified` "
-        f"by the request's timestamps (as the polling client saw it: {erase_big['observed']:.2f} s): "
+        f"| one erasure request for a subject with 100,000 memories, approve → `verified` by the request's "
+        f"timestamps: median of {len(erase_runs)} subjects (identical copies), one after the other: "
+        f"{erase_all} s (the median as the polling client "
+        f"saw it: {erase_big['observed']:.2f} s): "
         f"deletion job via the worker ({erase_big['batches']} batches, history purge), deleted receiver, "
         f"verification of every table, pseudonymisation, audit chain + auditlog (job "
         f"{erase_big['job_seconds']:.2f} s, deleted → verified {erase_big['verify_seconds']:.2f} s) "
-        f"| {erase_big['seconds']:.2f} s = {er_rate:,.0f} memories/s | — | — | ≥ 50,000 memories/s "
+        f"| {erase_big['seconds']:.3f} s = {er_rate:,.0f} memories/s | — | — | ≥ 50,000 memories/s "
         f"| {ok(er_rate >= 50_000)} |",
         f"| that erasure vs raw SQL `DELETE … WHERE user_id` of an identical 100,000-row copy (the engine alone, "
-        f"which also purges the history, is {ratio_raw:.1f}× raw above) | {erase_big['seconds']:.2f} s "
-        f"| {raw['seconds']:.2f} s | {er_ratio_raw:.1f}× | ≤ 2× | {ok(er_ratio_raw <= 2)} |",
+        f"which also purges the history, is {ratio_raw:.2f}× raw above; the raw median of that row) "
+        f"| {erase_big['seconds']:.3f} s | {raw['seconds']:.3f} s | {er_ratio_raw:.2f}× | ≤ 2× "
+        f"| {ok(er_ratio_raw <= 2)} |",
         f"| that erasure vs Mem0 OSS `delete_all` (above) | {er_rate:,.0f} memories/s "
         f"| {mem0_rate:,.0f} memories/s | {er_rate / mem0_rate:,.0f}× | ≥ 100× | {ok(er_rate / mem0_rate >= 100)} |",
         f"| its steps before approval, called as services: create / verify identity / scope (counts the "
@@ -382,7 +416,7 @@ def main() -> None:
         f"| {erase_small['submit_seconds']:.1f} s = {erase_small['n'] * 60 / erase_small['submit_seconds']:,.0f} "
         "requests/minute | — | — | — | info |",
         "",
-        "The engine's batch statement for the 100,000-memory user (1,000,000-row store), as a run executes it"
+        f"The engine's batch statement for the 100,000-memory user ({size_big:,}-row store), as a run executes it"
         f" (prepared, generic plan; bench/plan.py):\n\n```\n{plan}\n```",
         "",
         f"Total bench time {time.monotonic() - t0:.0f} s.",

@@ -2,9 +2,10 @@
 command). The services are called directly in this process (not over HTTP); a Celery worker started by the parent
 (`-c 1`, the bench's queue) runs the deletion job, the deleted receiver and the verification task.
 
-    python -m bench.erasure big USER WARM     one request for USER: create, verify identity, scope (timed each),
-                                              then approve → `verified` (polled every 10 ms), after a warm-up
-                                              request for WARM
+    python -m bench.erasure big USERS WARM    one request per user of USERS (comma-separated), one after the
+                                              other, after a warm-up request for WARM: create, verify identity,
+                                              scope (timed each), then approve → `verified` (polled every 10 ms);
+                                              prints one JSON object per request
     python -m bench.erasure small PREFIX N WORKER
                                               N requests for PREFIX-0 … PREFIX-(N-1): the worker WORKER stops
                                               consuming, all N are created, verified, scoped and approved, then the
@@ -63,12 +64,15 @@ def _wait_verified(ids: list, timeout: float, poll: float) -> None:
         time.sleep(poll)
 
 
-def big(user: str, warm_up: str) -> dict:
-    # A small request first, through the same worker and this client: the figure is a running service's (client
-    # connected to the broker, worker to the database), not a fresh process's one-off connection set-up.
-    request, _ = _submit(warm_up)
+def warm(user: str) -> None:
+    """A small request through the same worker and this client first: the figures are a running service's (client
+    connected to the broker, worker to the database), not a fresh process's one-off connection set-up."""
+    request, _ = _submit(user)
     services.erasure_request_approve(request=request, actor=ACTOR)
     _wait_verified([request.id], timeout=120, poll=0.01)
+
+
+def big(user: str) -> dict:
     request, (create, identity, scope) = _submit(user)
     with connection.cursor() as cur:
         cur.execute("CHECKPOINT")  # as before each engine and raw delete: every measured delete starts alike
@@ -128,7 +132,8 @@ def small(prefix: str, n: int, worker: str) -> dict:
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "big":
-        out = big(args[0], args[1])
+        warm(args[1])
+        for user in args[0].split(","):
+            print(json.dumps(big(user)), flush=True)
     else:
-        out = small(args[0], int(args[1]), args[2])
-    print(json.dumps(out), flush=True)
+        print(json.dumps(small(args[0], int(args[1]), args[2])), flush=True)
