@@ -299,9 +299,12 @@ def deletion_job_create(
         scope=validate_scope(scope),
         scope_pseudonymised=pseudonymise_scope(scope),
         requested_by=requested_by,
+        # dispatched at once: the first ticket (deletion_job_enqueue's increment, in the same INSERT)
+        attempts=1 if enqueue else 0,
+        heartbeat_at=timezone.now() if enqueue else None,
     )
     if enqueue:
-        deletion_job_enqueue(job_id=job.id)
+        _send_on_commit(job.id, job.attempts)
     return job
 
 

@@ -150,8 +150,14 @@ def write_block_place(*, user_ids: list[str], kind: str, reference: str) -> None
     so after this returns every add for them either committed before or is refused. Side effect: WriteBlock rows
     holding only keyed hashes."""
     _lock_subjects(user_ids, shared=False)
-    for user_id in sorted(set(user_ids)):
-        WriteBlock.objects.get_or_create(user_id_hmac=pseudonym(user_id), kind=kind, reference=reference)
+    # one INSERT; a block already placed (same user, kind and reference: writeblock_unique) stays as it is
+    WriteBlock.objects.bulk_create(
+        [
+            WriteBlock(user_id_hmac=pseudonym(u), kind=kind, reference=reference)
+            for u in sorted(set(user_ids))
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def write_block_lift(*, reference: str, kind: str) -> int:
