@@ -274,6 +274,9 @@ class DeletionJob(models.Model):
             models.Index(
                 fields=["requested_by"], name="deletionjob_erasure_idx", condition=Q(kind="erasure")
             ),
+            # The jobs that still hold a clear scope (open or failed ones; a finished job's is dropped): what a
+            # verification looks through for the subject's identifiers, however many jobs have finished before.
+            models.Index(fields=["id"], name="deletionjob_clear_scope_idx", condition=Q(scope__isnull=False)),
         ]
 
     def __str__(self) -> str:
