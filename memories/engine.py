@@ -19,7 +19,9 @@ A job whose scope holds more than one batch runs its first pass in lanes: child 
 run side by side by the job's own run in threads of the worker (each on its own connection), each with its own
 progress record; when all have finished, their counts are added to the job's in the transaction that starts the
 job's straggler pass (until then the job's progress is the sum of its lanes': memories.selectors.deletion_job_get).
-Lanes carry no tickets and are never swept on their own (the job's next run resumes them).
+Lanes carry no tickets and are never swept on their own (the job's next run resumes them). Once they have finished,
+a lane thread reads the scope's index entries once while the job ends (_scope_settle), so that the next reader (an
+erasure's verification) finds the deleted rows' entries marked dead.
 
 Every batch of a run that owns its transactions runs in REPEATABLE READ, which lets its DELETE run without
 RETURNING; a transaction that fails on a row changed after its snapshot is redone in READ COMMITTED with the
