@@ -147,6 +147,38 @@ def _scope_parts(scope: dict[str, Any], cursor: Any) -> tuple[list[QuerySet[Memo
     return [Memory.objects.filter(scope_q(scope), id__gt=cursor)], ("id",)
 
 
+_UUID_ARRAY_OID = 2951
+
+
+def _ids_bytes(data: bytes) -> bytes:
+    """The 16-byte values of a one-dimensional uuid[] without NULLs in PostgreSQL's binary format (header: ndim,
+    has-nulls flag, element type, then length and lower bound per dimension; each element: its length, 16, and
+    its bytes), concatenated: what uuid_send gives for each, in the array's order. No Python object per id."""
+    if int.from_bytes(data[0:4], "big") == 0:
+        return b""  # an empty array has no dimensions
+    count = int.from_bytes(data[12:16], "big")
+    body = memoryview(data)[20:]
+    if int.from_bytes(data[0:4], "big") != 1 or data[4:8] != b"\0\0\0\0" or len(body) != 20 * count:
+        raise ValueError("not a one-dimensional uuid[] without NULLs")
+    words = body.cast("I")  # 32-bit words, copied as they are (their byte order does not matter here)
+    if words[0::5].tobytes() != b"\0\0\0\x10" * count:
+        raise ValueError("a uuid[] element is not 16 bytes long")
+    out = bytearray(16 * count)
+    view = memoryview(out).cast("I")
+    for k in range(4):  # element i's bytes are words 5i+1 … 5i+4
+        view[k::4] = words[k + 1 :: 5]
+    return bytes(out)
+
+
+class _IdsBytesLoader(psycopg.adapt.Loader):
+    """Loads a binary uuid[] as its ids' bytes (_ids_bytes) instead of a list of UUID objects."""
+
+    format = psycopg.pq.Format.BINARY
+
+    def load(self, data: Any) -> bytes:
+        return _ids_bytes(bytes(data))
+
+
 class _BatchStatement:
     """The batch statement of a job, built once per run; the cursor is a parameter.
 
@@ -154,9 +186,11 @@ class _BatchStatement:
     and the cursor moves past them), one index range scan on (entity, id) per value of the entity column (merged
     when there are several), each stopping after `limit` rows: the cost of a batch does not depend on the store's
     size. The entity indexes carry legal_hold_id and has_history (INCLUDE), so the selection reads only the index
-    where the visibility map allows. The server-side function memories_delete_batch_record (migration 0008) then
-    deletes the history rows of those that have any and records the selected unheld ids, ascending, as one
-    tombstone row (the memories' content-free DELETE events); and, in the same statement and snapshot, one DELETE
+    where the visibility map allows. The server-side function memories_delete_batch_record (migrations 0008, 0010)
+    then deletes the history rows of those that have any and records the selected unheld ids, ascending, as one
+    tombstone row (the memories' content-free DELETE events); the statement returns those ids as the binary uuid[]
+    it built, read as their 16-byte values (_ids_bytes: the job's running digest, no Python object per id); and,
+    in the same statement and snapshot, one DELETE
     removes the scope's unheld rows with ids between the cursor and the selection's last id. The fast statement
     runs only in a REPEATABLE READ transaction: there, that DELETE removes exactly the selected unheld rows, or fails
     with a serialization error when one of them was updated, held or deleted by a transaction that committed after
@@ -199,9 +233,9 @@ class _BatchStatement:
                 DELETE FROM {_MEMORY} WHERE ({where_sql}) AND {_MEMORY}.id > %s
                     AND {_MEMORY}.id <= (SELECT b.last FROM b) AND {_MEMORY}.legal_hold_id IS NULL
             )
-            SELECT a.selected, b.last, r.deleted, r.history_purged, r.packed, CASE WHEN %s THEN a.ids END,
+            SELECT a.selected, b.last, r.deleted, r.history_purged, a.ids,
                    set_config('synchronous_commit', 'off', true)
-            FROM a, b, LATERAL memories_delete_batch_record(%s, %s, a.ids, a.history) AS r
+            FROM a, b, LATERAL memories_delete_batch_record(%s, %s, a.ids, a.history, false) AS r
         """
         self.params = [*select_params, *where_params, _CURSOR]
         self.fallback_sql = f"""
@@ -268,16 +302,18 @@ class _BatchStatement:
                 cur.execute(self.fallback_sql, params)
                 row = cur.fetchone()
         else:
-            params = [
-                *(cursor if p == _CURSOR else p for p in self.params),
-                want_ids,
-                job.id,
-                job.batches + 1,
-            ]
+            params = [*(cursor if p == _CURSOR else p for p in self.params), job.id, job.batches + 1]
             # a cursor that binds on the server: the statement is prepared once per connection and scope shape
             with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+                cur.adapters.register_loader(_UUID_ARRAY_OID, _IdsBytesLoader)
                 cur.execute(self.sql, params, prepare=True, binary=True)
                 row = cur.fetchone()
+            assert row is not None
+            selected, last, count, history_purged, packed, _ = row
+            packed = packed or b""  # the selected unheld ids, which the statement deleted
+            ids = [uuid.UUID(bytes=packed[i : i + 16]) for i in range(0, len(packed), 16)] if want_ids else []
+            bound = last if selected == self.limit else None
+            return BatchResult(count, history_purged, bound, ids, packed)
         assert row is not None
         selected, last, count, history_purged, packed, ids, _ = row
         bound = last if selected == self.limit else None
