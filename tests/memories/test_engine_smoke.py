@@ -2,6 +2,8 @@
 
 import uuid
 
+import pytest
+
 from memories.engine import deletion_job_create, deletion_job_run
 from memories.models import DeletionJob, Memory, MemoryHistory
 from memories.selectors import memory_history
@@ -98,3 +100,22 @@ def test_delete_events_are_findable_before_and_after_the_beat_indexes_them(db):
     # then: the same events, now through the index
     assert not MemoryTombstone.objects.filter(job=job, indexed=False).exists()
     events_are_content_free_deletes()
+
+
+def test_a_batch_reads_its_ids_as_bytes_from_the_binary_uuid_array(db):
+    import psycopg
+    from django.db import connection
+
+    from memories.engine import _UUID_ARRAY_OID, _IdsBytesLoader
+
+    ids = sorted(uuid.uuid4() for _ in range(1000))
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.adapters.register_loader(_UUID_ARRAY_OID, _IdsBytesLoader)
+        cur.execute("SELECT %s::uuid[], '{}'::uuid[], NULL::uuid[]", [ids], binary=True)
+        assert cur.fetchone() == (b"".join(u.bytes for u in ids), b"", None)
+        # what it cannot read as 16-byte values is refused, never guessed
+        for sql in ["SELECT ARRAY[NULL::uuid, gen_random_uuid()]", "SELECT ARRAY[[gen_random_uuid()]]"]:
+            with pytest.raises(ValueError):
+                cur.execute(sql, binary=True)
+                cur.fetchone()
