@@ -28,7 +28,7 @@ def main(user_id: str) -> None:
     statement = _BatchStatement({"user_id": user_id}, 10_000)
     numbers = iter(range(1, 1000))
     sql = re.sub(r"%s", lambda _: f"${next(numbers)}", statement.sql)
-    params = [*(middle if p == _CURSOR else p for p in statement.params), False, uuid.uuid4(), 1]
+    params = [*(middle if p == _CURSOR else p for p in statement.params), uuid.uuid4(), 1]
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         cur.execute(f"PREPARE bench_batch AS {sql}")
