@@ -10,30 +10,15 @@ from django.db import migrations
 
 _0008 = importlib.import_module("memories.migrations.0008_fast_batches")
 
-FUNCTION = """
-CREATE FUNCTION memories_delete_batch_record(
-    p_job uuid, p_batch integer, p_ids uuid[], p_history uuid[], p_pack boolean DEFAULT true,
-    OUT deleted integer, OUT history_purged integer, OUT packed bytea
-) LANGUAGE plpgsql AS $fn$
-BEGIN
-    deleted := coalesce(cardinality(p_ids), 0);
-    history_purged := 0;
-    packed := ''::bytea;
-    IF deleted = 0 THEN
-        RETURN;
-    END IF;
-    IF cardinality(p_history) > 0 THEN
-        DELETE FROM memories_history h WHERE h.memory_id = ANY(p_history);
-        GET DIAGNOSTICS history_purged = ROW_COUNT;
-    END IF;
-    INSERT INTO memories_tombstone (job_id, batch, ids, history_ids, created_at)
-        VALUES (p_job, p_batch, p_ids, coalesce(p_history, '{}'), now());
-    IF p_pack THEN
-        SELECT string_agg(uuid_send(u.id), ''::bytea) INTO packed FROM unnest(p_ids) AS u(id);
-    END IF;
-END
-$fn$;
-"""
+_PACK = "    SELECT string_agg(uuid_send(u.id), ''::bytea) INTO packed FROM unnest(p_ids) AS u(id);\n"
+_PARAMS = "p_job uuid, p_batch integer, p_ids uuid[], p_history uuid[],\n"
+assert _PACK in _0008.FUNCTION and _PARAMS in _0008.FUNCTION
+# 0008's record function with p_pack, packing only when asked
+FUNCTION = (
+    _0008.FUNCTION.replace("CREATE OR REPLACE FUNCTION", "CREATE FUNCTION")
+    .replace(_PARAMS, _PARAMS.replace(",\n", ", p_pack boolean DEFAULT true,\n"))
+    .replace(_PACK, "    IF p_pack THEN\n    " + _PACK + "    END IF;\n")
+)
 
 
 class Migration(migrations.Migration):
@@ -44,6 +29,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunSQL(
             "DROP FUNCTION memories_delete_batch_record(uuid, integer, uuid[], uuid[]);" + FUNCTION,
-            "DROP FUNCTION memories_delete_batch_record(uuid, integer, uuid[], uuid[], boolean);" + _0008.FUNCTION,
+            "DROP FUNCTION memories_delete_batch_record(uuid, integer, uuid[], uuid[], boolean);"
+            + _0008.FUNCTION,
         ),
     ]
