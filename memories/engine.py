@@ -154,11 +154,12 @@ def _ids_bytes(data: bytes) -> bytes:
     """The 16-byte values of a one-dimensional uuid[] without NULLs in PostgreSQL's binary format (header: ndim,
     has-nulls flag, element type, then length and lower bound per dimension; each element: its length, 16, and
     its bytes), concatenated: what uuid_send gives for each, in the array's order. No Python object per id."""
-    if int.from_bytes(data[0:4], "big") == 0:
-        return b""  # an empty array has no dimensions
+    dimensions = int.from_bytes(data[0:4], "big")
+    if dimensions == 0:
+        return b""  # an empty array
     count = int.from_bytes(data[12:16], "big")
     body = memoryview(data)[20:]
-    if int.from_bytes(data[0:4], "big") != 1 or data[4:8] != b"\0\0\0\0" or len(body) != 20 * count:
+    if dimensions != 1 or data[4:8] != b"\0\0\0\0" or len(body) != 20 * count:
         raise ValueError("not a one-dimensional uuid[] without NULLs")
     words = body.cast("I")  # 32-bit words, copied as they are (their byte order does not matter here)
     if words[0::5].tobytes() != b"\0\0\0\x10" * count:
@@ -188,16 +189,16 @@ class _BatchStatement:
     size. The entity indexes carry legal_hold_id and has_history (INCLUDE), so the selection reads only the index
     where the visibility map allows. The server-side function memories_delete_batch_record (migrations 0008, 0010)
     then deletes the history rows of those that have any and records the selected unheld ids, ascending, as one
-    tombstone row (the memories' content-free DELETE events); the statement returns those ids as the binary uuid[]
-    it built, read as their 16-byte values (_ids_bytes: the job's running digest, no Python object per id); and,
-    in the same statement and snapshot, one DELETE
-    removes the scope's unheld rows with ids between the cursor and the selection's last id. The fast statement
-    runs only in a REPEATABLE READ transaction: there, that DELETE removes exactly the selected unheld rows, or fails
-    with a serialization error when one of them was updated, held or deleted by a transaction that committed after
-    the snapshot (also after the DELETE waited for its lock). No RETURNING is needed to know what it deleted: it
-    reads each deleted row once, like a bare DELETE. On that error the job's transaction rolls back, and its batch
-    is redone by the careful statement in READ COMMITTED (fallback_sql: delete by address, else by id with
-    RETURNING, migration 0005), as is any batch of a run that does not own its transactions.
+    tombstone row (the memories' content-free DELETE events), which the statement also returns as the binary uuid[]
+    it built, read as their 16-byte values (_ids_bytes: for the job's running digest, no Python object per id); and
+    in the same statement and snapshot, one DELETE removes the scope's unheld rows with ids between the cursor and
+    the selection's last id. The fast statement runs only in a REPEATABLE READ transaction: there, that DELETE
+    removes exactly the selected unheld rows, or fails with a serialization error when one of them was updated, held
+    or deleted by a transaction that committed after the snapshot (also after the DELETE waited for its lock). No
+    RETURNING is needed to know what it deleted: it reads each deleted row once, like a bare DELETE. On that error
+    the job's transaction rolls back, and its batch is redone by the careful statement in READ COMMITTED
+    (fallback_sql: delete by address, else by id with RETURNING, migration 0005), as is any batch of a run that does
+    not own its transactions.
 
     The fast statement is prepared on the connection (psycopg's server-side prepared statement, kept per connection
     and scope shape) and run with a generic plan (the run sets plan_cache_mode for its session): planned once
@@ -508,8 +509,8 @@ def _scope_settle(scope: dict[str, Any]) -> None:
     2-core machine) falls on the first reader of the scope: for an erasure request, the count of its verification,
     which comes right after the job. Done here, side by side with the job's last transactions, the verification
     (which still counts every row of the scope itself) meets entries already marked dead; and it reads forwards, so
-    if it starts before this read ends, the two meet instead of repeating each other's work. Nothing depends on
-    this read: an error is logged (class name) and dropped."""
+    if it starts before this read ends, the two meet instead of repeating each other's work. Nothing depends on this
+    read: an error is logged (class name) and dropped."""
     try:
         parts, order = _scope_parts(scope, _NIL)
         with transaction.atomic(), index_scans_only(), connection.cursor() as cur:
