@@ -149,7 +149,7 @@ class _ActionApi(StaffApi):
 def action_api(action: str) -> type[_ActionApi]:
     """The view of one staff action, with its own operation in the schema."""
     body, summary = ACTIONS[action]
-    states = ", ".join(sorted(TRANSITIONS[action][0]))
+    states = ", ".join(sorted(TRANSITIONS[action].sources))
 
     class ActionApi(_ActionApi):
         action_name = action

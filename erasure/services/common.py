@@ -4,7 +4,6 @@ verification enqueued on commit."""
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from ..models import TRANSITIONS, ErasureRequest
@@ -18,19 +17,17 @@ def engine_scope(request: ErasureRequest) -> dict[str, Any]:
     return {"user_id": sorted(request.subject_user_ids), **(request.scope or {})}
 
 
-def compare_and_set(
-    request: ErasureRequest, action: str, *, guard: Q | None = None, **updates: Any
-) -> ErasureRequest:
-    """Moves the row only if it is still in the state this caller saw (and passes `guard`)."""
-    from_states, target = TRANSITIONS[action]
-    if request.state not in from_states:
+def compare_and_set(request: ErasureRequest, action: str, **updates: Any) -> ErasureRequest:
+    """Makes the move `action` of the table (erasure.models.TRANSITIONS) in one UPDATE whose WHERE clause is the
+    move's: the state this caller saw, and the move's guard. When no row matches (someone moved it first, or the
+    table does not allow the move) raises IllegalTransition with the state as it is now."""
+    move = TRANSITIONS[action]
+    if request.state not in move.sources:
         raise IllegalTransition(request, action)
-    if target is not None:
-        updates["state"] = target
+    if move.target is not None:
+        updates["state"] = move.target
     updates["updated_at"] = timezone.now()
-    qs = ErasureRequest.objects.filter(id=request.id, state=request.state)
-    if guard is not None:
-        qs = qs.filter(guard)
+    qs = ErasureRequest.objects.filter(ErasureRequest.move_filter(action, state=request.state), id=request.id)
     if qs.update(**updates) != 1:
         raise IllegalTransition(request, action)
     request.refresh_from_db()

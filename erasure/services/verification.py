@@ -36,7 +36,6 @@ def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
             request = compare_and_set(
                 request,
                 Action.COMPLETE_DELETION,
-                guard=Q(approved_at__isnull=False),
                 deleted_at=timezone.now(),
                 deleted_count=job.deleted_count,
                 held_count=job.held_count,

@@ -112,10 +112,6 @@ TIMELINE = [
 ]
 
 
-def _is_running(erasure: ErasureRequest) -> bool:
-    return bool(erasure.approved_at) and erasure.state in (State.SCOPED, State.DELETED)
-
-
 def _progress(erasure: ErasureRequest) -> dict[str, Any] | None:
     if not erasure.approved_at:
         return None
@@ -159,7 +155,7 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
         "late_days": -days if days is not None and days < 0 else 0,
         "overdue": deadlines.is_overdue(erasure),
         "progress": _progress(erasure),
-        "running": _is_running(erasure),
+        "running": erasure.is_running,
         "timeline": [(label, getattr(erasure, f)) for f, label in TIMELINE if getattr(erasure, f)],
         "audit": list(erasure.audit_entries.order_by("id")),
         "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
@@ -188,7 +184,7 @@ def request_progress(request: HttpRequest, pk: str) -> JsonResponse:
             "total": data.get("total"),
             "job_status": data.get("job_status"),
             "percent": data.get("percent"),
-            "running": _is_running(erasure),
+            "running": erasure.is_running,
         }
     )
 

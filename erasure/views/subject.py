@@ -173,7 +173,7 @@ def _subject_progress(erasure: ErasureRequest) -> tuple[str, str, list[dict[str,
             "the deadline below still applies.",
             steps,
         )
-    if erasure.approved_at:
+    if erasure.is_running:
         return ("Your data is being erased", "The erasure has started and will finish shortly.", steps)
     if state == State.SCOPED:
         return (

@@ -245,15 +245,15 @@ def test_every_staff_action_in_every_state_follows_the_table(action, state):
     # given: a verified-identity request in `state` (received ones still pending identity, except for scope)
     extra = {"identity_status": "verified"} if (state == State.RECEIVED and action == Action.SCOPE) else {}
     request = make_request(state=state, user_ids=["subj"], **extra)
-    expected_ok = state in TRANSITIONS[action][0]
-    if action == Action.APPROVE or action in (Action.REJECT, Action.CANCEL):
+    expected_ok = state in TRANSITIONS[action].sources
+    if action in (Action.APPROVE, Action.REJECT, Action.CANCEL):
         expected_ok = expected_ok and request.approved_at is None
     assert (action in allowed_actions(request)) == expected_ok
     before = AuditEntry.objects.count()
     # when / then
     if expected_ok:
         result = SERVICES[action](request)
-        target = TRANSITIONS[action][1]
+        target = TRANSITIONS[action].target
         if target is not None:
             assert result.state == target
         assert AuditEntry.objects.count() > before
