@@ -6,7 +6,7 @@ class ErasureConfig(AppConfig):
     verbose_name = "Erasure requests"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (subscribes to memories' deletion_job_finished)
+        from . import receivers  # noqa: F401  (subscribes to deletion_job_finished: the path to `verified`)
         from .api import schema  # noqa: F401  (OpenAPI extension for the API-key authentication)
         from .auditlog import auditlog_register
 

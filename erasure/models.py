@@ -68,7 +68,9 @@ TRANSITIONS: dict[str, Move] = {
         State.SCOPED,
         MappingProxyType({"identity_status": IdentityStatus.VERIFIED, "approved_at__isnull": True}),
     ),
-    Action.APPROVE: Move(frozenset({State.SCOPED}), None, _NOT_STARTED),  # starts the job; the workers move on
+    Action.APPROVE: Move(
+        frozenset({State.SCOPED}), None, _NOT_STARTED
+    ),  # starts the job; the workers move on
     Action.REJECT: Move(frozenset({State.RECEIVED, State.SCOPED}), State.REJECTED, _NOT_STARTED),
     Action.CANCEL: Move(frozenset({State.RECEIVED, State.SCOPED}), State.CANCELLED, _NOT_STARTED),
     # Back to `scoped`, the job resuming from its cursor; when the job had finished, retry is COMPLETE_DELETION

@@ -6,7 +6,7 @@ service writes one audit entry holding ids, states, counts and pseudonyms only.
 
 requests.py holds the moves made by callers, verification.py those made by the workers, holds.py the legal
 holds, messages.py the subject's e-mails. Every public name is re-exported here, so callers import from
-`erasure.services`.
+`erasure.services`. The path from a deletion job's end to `verified` is told in erasure/receivers.py.
 """
 
 from .common import NONE_KEY, engine_scope
@@ -34,6 +34,7 @@ from .verification import (
     erasure_request_pseudonymise,
     erasure_request_verify,
     erasure_requests_resume_stale,
+    verification_start,
 )
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "erasure_request_pseudonymise",
     "erasure_request_job_finished",
     "erasure_requests_resume_stale",
+    "verification_start",
     "engine_scope",
     "status_link",
     "legal_hold_create",

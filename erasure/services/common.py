@@ -1,9 +1,8 @@
-"""What the request services share: the compare-and-set move, the engine's scope of a request, and the
-verification enqueued on commit."""
+"""What the request services share: the compare-and-set move of the lifecycle table and the engine's scope of
+a request."""
 
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from ..models import TRANSITIONS, ErasureRequest
@@ -32,12 +31,3 @@ def compare_and_set(request: ErasureRequest, action: str, **updates: Any) -> Era
         raise IllegalTransition(request, action)
     request.refresh_from_db()
     return request
-
-
-def enqueue_verify(request_id: str) -> None:
-    """Has the request verified once the current transaction commits: at once in this process when it is the
-    worker task whose deletion job just finished, otherwise (and whenever that cannot finish the verification)
-    by the verification task (erasure.tasks.verify_now_or_enqueue)."""
-    from ..tasks import verify_now_or_enqueue  # the tasks module imports the services
-
-    transaction.on_commit(lambda: verify_now_or_enqueue(request_id))

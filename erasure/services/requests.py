@@ -28,10 +28,11 @@ from ..models import (
     RejectionReason,
 )
 from ..selectors import status_token_hash
-from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
+from .common import NONE_KEY, compare_and_set, engine_scope
 from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition
 from .messages import receipt_mail_send
 from .validation import clean_scope, clean_subject
+from .verification import verification_start
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,10 @@ def erasure_request_count(*, request: ErasureRequest) -> dict[str, Any]:
 def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequest:
     """Computes exact counts and moves the request to `scoped` (again, if already scoped and not approved).
     Raises IdentityNotVerified before identity verification. Side effects: counts on the row, one audit entry."""
-    if request.state in TRANSITIONS[Action.SCOPE].sources and request.identity_status != IdentityStatus.VERIFIED:
+    if (
+        request.state in TRANSITIONS[Action.SCOPE].sources
+        and request.identity_status != IdentityStatus.VERIFIED
+    ):
         request.refresh_from_db()
         if request.identity_status != IdentityStatus.VERIFIED:
             raise IdentityNotVerified(request, Action.SCOPE, "the subject's identity must be verified first")
@@ -282,7 +286,7 @@ def erasure_request_retry(*, request: ErasureRequest, actor: str) -> ErasureRequ
     job = DeletionJob.objects.filter(id=request.deletion_job_id).first() if request.deletion_job_id else None
     if job is not None and job.status == DeletionJob.Status.SUCCEEDED:
         request = compare_and_set(request, Action.COMPLETE_DELETION, failure_reason="")
-        enqueue_verify(str(request.id))
+        verification_start(str(request.id))
         resumed = "verification"
     else:
         request = compare_and_set(request, Action.RETRY, failure_reason="")
