@@ -26,7 +26,10 @@ class State(models.TextChoices):
 
 
 class Action(models.TextChoices):
-    VERIFY_IDENTITY = "verify-identity"
+    # Words, one meaning each (the values are the API's and stay): staff *confirm* the subject's identity; the
+    # workers *verify* a request (nothing of the subject remains: `verified`); a certificate is *authenticated*
+    # (erasure.certificate), a signature *checked* (erasure.signing), the audit chain *recomputed* (erasure.audit).
+    CONFIRM_IDENTITY = "verify-identity"
     SCOPE = "scope"
     APPROVE = "approve"
     REJECT = "reject"
@@ -60,7 +63,7 @@ _STARTED = MappingProxyType({"approved_at__isnull": False})
 # The allowed moves, in one table (STYLE.md rule 4): every service's compare-and-set, the actions offered to staff
 # (selectors.allowed_actions) and "running" (ErasureRequest.is_running) derive from it.
 TRANSITIONS: dict[str, Move] = {
-    Action.VERIFY_IDENTITY: Move(
+    Action.CONFIRM_IDENTITY: Move(
         frozenset({State.RECEIVED}), None, MappingProxyType({"identity_status": IdentityStatus.PENDING})
     ),
     Action.SCOPE: Move(
@@ -121,7 +124,7 @@ STATE_TIMESTAMPS = (
 )
 
 STAFF_ACTIONS = (
-    Action.VERIFY_IDENTITY,
+    Action.CONFIRM_IDENTITY,
     Action.SCOPE,
     Action.APPROVE,
     Action.REJECT,

@@ -23,6 +23,7 @@ from ..export import audit_export_response
 from ..models import ErasureRequest
 from ..selectors import allowed_actions
 from .serializers import ConflictOutput
+from .views import actor_of
 
 
 class IgnoreFormatParam(DefaultContentNegotiation):
@@ -31,10 +32,6 @@ class IgnoreFormatParam(DefaultContentNegotiation):
     def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
         renderer = renderers[0]
         return renderer, renderer.media_type
-
-
-def actor_of(request: Request) -> str:
-    return str(getattr(request.user, "username", "") or "apikey")
 
 
 class ProofApi(APIView):

@@ -121,7 +121,7 @@ class ErasureRequestDetailApi(StaffApi):
 
 # The staff actions the API offers: action -> (input serializer, summary of its operation).
 ACTIONS: dict[str, tuple[type[serializers.Serializer], str]] = {
-    Action.VERIFY_IDENTITY: (s.NoteInput, "Mark the subject's identity as verified"),
+    Action.CONFIRM_IDENTITY: (s.NoteInput, "Mark the subject's identity as verified"),
     Action.SCOPE: (s.EmptyInput, "Count exactly what will be erased → scoped"),
     Action.APPROVE: (s.EmptyInput, "Start the deletion (workers take it to deleted, then verified)"),
     Action.REJECT: (s.RejectInput, "Reject with a DRP reason code → rejected"),

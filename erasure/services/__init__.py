@@ -18,15 +18,15 @@ from .requests import (
     erasure_request_approve,
     erasure_request_cancel,
     erasure_request_check_action,
+    erasure_request_confirm_identity,
     erasure_request_count,
     erasure_request_create,
     erasure_request_extend,
     erasure_request_reject,
     erasure_request_retry,
     erasure_request_scope,
-    erasure_request_verify_identity,
 )
-from .validation import MAX_USER_IDS, NARROWING_KEYS
+from .validation import MAX_USER_ID_LENGTH, MAX_USER_IDS, NARROWING_KEYS
 from .verification import (
     CHECKED_TABLES,
     erasure_request_fail,
@@ -40,6 +40,7 @@ from .verification import (
 __all__ = [
     "CHECKED_TABLES",
     "MAX_USER_IDS",
+    "MAX_USER_ID_LENGTH",
     "NARROWING_KEYS",
     "NONE_KEY",
     "IllegalTransition",
@@ -47,7 +48,7 @@ __all__ = [
     "ErasureInputError",
     "VerificationIncomplete",
     "erasure_request_create",
-    "erasure_request_verify_identity",
+    "erasure_request_confirm_identity",
     "erasure_request_count",
     "erasure_request_scope",
     "erasure_request_approve",

@@ -109,13 +109,15 @@ def erasure_request_create(
 
 
 @transaction.atomic
-def erasure_request_verify_identity(*, request: ErasureRequest, actor: str, note: str = "") -> ErasureRequest:
-    """Records that staff verified the subject's identity (state stays `received`). Side effects: the row's
+def erasure_request_confirm_identity(
+    *, request: ErasureRequest, actor: str, note: str = ""
+) -> ErasureRequest:
+    """Records that staff confirmed the subject's identity (state stays `received`). Side effects: the row's
     identity fields, one audit entry."""
     now = timezone.now()
     request = compare_and_set(
         request,
-        Action.VERIFY_IDENTITY,
+        Action.CONFIRM_IDENTITY,
         identity_status=IdentityStatus.VERIFIED,
         identity_verified_at=now,
         identity_verified_by=actor[:150],
@@ -311,7 +313,7 @@ def erasure_request_check_action(*, request: ErasureRequest, action: str) -> Non
 # Staff action -> its service, called with (request, actor, cleaned input); the input holds `note` and `reason`
 # where the action takes them.
 _STAFF_ACTION_CALLS: dict[str, Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]] = {
-    Action.VERIFY_IDENTITY: lambda r, a, d: erasure_request_verify_identity(
+    Action.CONFIRM_IDENTITY: lambda r, a, d: erasure_request_confirm_identity(
         request=r, actor=a, note=d["note"]
     ),
     Action.SCOPE: lambda r, a, d: erasure_request_scope(request=r, actor=a),

@@ -20,11 +20,11 @@ from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certi
 from ..forms import (
     ApproveForm,
     CancelForm,
+    ConfirmIdentityForm,
     ExtendForm,
     QueueFilterForm,
     RejectForm,
     StaffRequestForm,
-    VerifyIdentityForm,
 )
 from ..models import ErasureRequest, State
 from .staff_auth import staff_actor, staff_required
@@ -130,7 +130,7 @@ def _action_forms(
     erasure: ErasureRequest, bound: dict[str, forms.Form] | None = None
 ) -> dict[str, forms.Form]:
     prefix = {
-        "verify-identity": VerifyIdentityForm,
+        "verify-identity": ConfirmIdentityForm,
         "reject": RejectForm,
         "cancel": CancelForm,
         "extend": ExtendForm,
@@ -147,7 +147,7 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
     return {
         "erasure": erasure,
         "allowed": allowed,
-        "verify_form": forms_by_action["verify-identity"],
+        "confirm_identity_form": forms_by_action["verify-identity"],
         "reject_form": forms_by_action["reject"],
         "cancel_form": forms_by_action["cancel"],
         "extend_form": forms_by_action["extend"],
@@ -206,7 +206,7 @@ def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
 
 # action -> (form class or None, success message); services.erasure_request_act runs the action.
 ACTIONS: dict[str, tuple[type[forms.Form] | None, str]] = {
-    "verify-identity": (VerifyIdentityForm, "Identity marked as verified."),
+    "verify-identity": (ConfirmIdentityForm, "Identity marked as verified."),
     "scope": (None, "Scope computed."),
     "approve": (ApproveForm, "Erasure approved: the deletion has started."),
     "reject": (RejectForm, "Request rejected."),

@@ -18,7 +18,7 @@ from django.core import mail
 from django.utils import timezone
 
 from erasure.models import ErasureRequest, State
-from erasure.views import form_throttle_reset
+from erasure.throttling import subject_form_throttle_reset
 from memories.models import Memory
 from memories.services import memories_add
 from tests.erasure.lifecycle_factories import make_request
@@ -55,7 +55,7 @@ def _path_of(link: str) -> str:
 
 def test_subject_request_to_verified_erasure_in_a_real_browser(live_server, browser, start_worker):
     # given: the subject's memories, some other requests in the queue, a staff account, a worker
-    form_throttle_reset("127.0.0.1")
+    subject_form_throttle_reset("127.0.0.1")
     memories_add(
         texts=["likes hiking", "lives near the lake"], user_id="e2e-subject", agent_id="coach", run_id="r1"
     )

@@ -17,13 +17,13 @@ from django.test import override_settings
 
 from erasure import signing
 from erasure.audit import audit_append, audit_chain_head
+from erasure.canonical import canonical_json
 from erasure.certificate import (
     CertificateNotAvailable,
-    canonical_bytes,
+    certificate_authenticate,
     certificate_build,
-    certificate_check,
+    certificate_is_authentic,
     certificate_pdf,
-    certificate_verify,
 )
 from erasure.signing import SignatureInvalid
 from memories.pseudonyms import pseudonym
@@ -96,16 +96,16 @@ def test_no_certificate_before_verified(db, state):
 
 def test_signature_round_trip(db):
     doc = certificate_build(request=make_request())
-    assert certificate_verify(doc)
-    assert certificate_verify(doc, doc["public_key"].encode())
-    assert certificate_check(json.loads(json.dumps(doc))) == doc["certificate"]["reference"]
+    assert certificate_is_authentic(doc)
+    assert certificate_is_authentic(doc, doc["public_key"].encode())
+    assert certificate_authenticate(json.loads(json.dumps(doc))) == doc["certificate"]["reference"]
 
 
 def test_the_signed_bytes_are_the_canonical_json(db):
     doc = certificate_build(request=make_request())
     public = signing.load_public_key(doc["public_key"])
-    signing.verify(canonical_bytes(doc["certificate"]), doc["signature"], public)
-    assert canonical_bytes({"b": 1, "a": "é"}) == b'{"a":"\\u00e9","b":1}'
+    signing.signature_check(canonical_json(doc["certificate"]), doc["signature"], public)
+    assert canonical_json({"b": 1, "a": "é"}) == b'{"a":"\\u00e9","b":1}'
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_a_tampered_certificate_is_invalid(db, tamper):
     doc = certificate_build(request=make_request())
     forged = copy.deepcopy(doc)
     tamper(forged)
-    assert not certificate_verify(forged)
+    assert not certificate_is_authentic(forged)
 
 
 def test_a_certificate_resigned_with_another_key_fails_against_the_published_key(db):
@@ -134,13 +134,13 @@ def test_a_certificate_resigned_with_another_key_fails_against_the_published_key
     forged["certificate"]["counts"]["deleted"] = 99
     forged["certificate"]["key_id"] = signing.key_id(other.public_key())
     forged["signature"] = (
-        __import__("base64").b64encode(other.sign(canonical_bytes(forged["certificate"]))).decode()
+        __import__("base64").b64encode(other.sign(canonical_json(forged["certificate"]))).decode()
     )
     forged["public_key"] = signing.public_key_pem(other.public_key())
 
-    assert certificate_verify(forged)  # self-consistent with its own embedded key ...
+    assert certificate_is_authentic(forged)  # self-consistent with its own embedded key ...
     with pytest.raises(SignatureInvalid, match="key_id"):
-        certificate_check(forged, published)  # ... but not with the issuer's published key
+        certificate_authenticate(forged, published)  # ... but not with the issuer's published key
 
 
 def test_reissue_is_identical_except_issuance_and_signature(db):

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from erasure.certificate import certificate_verify
+from erasure.certificate import certificate_is_authentic
 from erasure.models import AuditEntry
 from tests.erasure.proof_factories import make_request
 
@@ -45,7 +45,7 @@ def test_verified_request_gets_a_signed_json_certificate(staff_api):
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     doc = response.json()
     assert doc["certificate"]["reference"] == request.reference
-    assert certificate_verify(doc)
+    assert certificate_is_authentic(doc)
     issued = AuditEntry.objects.filter(request=request, action="certificate.issued").get()
     assert issued.actor == "apikey:staff-test" and issued.data["key_id"] == doc["key_id"]
 

@@ -15,12 +15,12 @@ from erasure.services import (
     erasure_request_act,
     erasure_request_approve,
     erasure_request_cancel,
+    erasure_request_confirm_identity,
     erasure_request_create,
     erasure_request_extend,
     erasure_request_reject,
     erasure_request_retry,
     erasure_request_scope,
-    erasure_request_verify_identity,
 )
 from memories.models import DeletionJob, WriteBlock
 from memories.pseudonyms import pseudonym
@@ -112,7 +112,7 @@ def test_scope_counts_exactly_total_held_per_agent_and_per_run():
         scope={"user_id": "subj", "agent_id": "bot-b"}, reason="art17_3_e", note="", placed_by="t"
     )
     request = make_request(user_ids=["subj", "subj-alt"])
-    request = erasure_request_verify_identity(request=request, actor="staff", note="passport checked")
+    request = erasure_request_confirm_identity(request=request, actor="staff", note="passport checked")
     # when
     request = erasure_request_scope(request=request, actor="staff")
     # then
@@ -127,7 +127,7 @@ def test_scope_narrowed_by_agent_counts_only_that_agent():
     memories_add(texts=["a1", "a2"], user_id="subj", agent_id="bot-a")
     memories_add(texts=["b1"], user_id="subj", agent_id="bot-b")
     request = make_request(state=State.RECEIVED, user_ids=["subj"], scope={"agent_id": "bot-a"})
-    request = erasure_request_verify_identity(request=request, actor="staff")
+    request = erasure_request_confirm_identity(request=request, actor="staff")
     request = erasure_request_scope(request=request, actor="staff")
     assert request.scoped_total == 2 and request.scoped_by_agent == {"bot-a": 2}
 
@@ -229,7 +229,7 @@ def test_list_filters_state_regulation_and_overdue():
 
 
 SERVICES = {
-    Action.VERIFY_IDENTITY: lambda r: erasure_request_verify_identity(request=r, actor="s"),
+    Action.CONFIRM_IDENTITY: lambda r: erasure_request_confirm_identity(request=r, actor="s"),
     Action.SCOPE: lambda r: erasure_request_scope(request=r, actor="s"),
     Action.APPROVE: lambda r: erasure_request_approve(request=r, actor="s"),
     Action.REJECT: lambda r: erasure_request_reject(request=r, actor="s", reason="other"),
