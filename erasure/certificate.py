@@ -10,15 +10,17 @@ the audit-chain head at that moment) and in the signature.
 """
 
 import io
+import json
 import textwrap
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from .audit import audit_append, audit_chain_head
 from .canonical import canonical_json
+from .downloads import Download
 from .models import COMPLETION_TIMESTAMPS, AuditEntry, ErasureRequest, State
 from .signing import (
     ALGORITHM,
@@ -283,7 +285,7 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
     return buf.getvalue()
 
 
-def certificate_response(*, request: ErasureRequest, actor: str, fmt: str = "json") -> HttpResponse:
+def certificate_issue(*, request: ErasureRequest, actor: str, fmt: str = "json") -> Download:
     """Issues the certificate as a download: the signed JSON document, or its PDF with fmt="pdf". Raises
     CertificateNotAvailable before `verified`. Side effect: one `certificate.issued` audit entry. Used by the
     Erasure API and the privacy-team console."""
@@ -299,11 +301,7 @@ def certificate_response(*, request: ErasureRequest, actor: str, fmt: str = "jso
         },
     )
     if fmt == "pdf":
-        response = HttpResponse(
-            certificate_pdf(request=request, document=document), content_type="application/pdf"
-        )
-        response["Content-Disposition"] = f'inline; filename="{request.reference}.pdf"'
-        return response
-    response = JsonResponse(document, json_dumps_params={"indent": 2, "sort_keys": True})
-    response["Content-Disposition"] = f'attachment; filename="{request.reference}.certificate.json"'
-    return response
+        pdf = certificate_pdf(request=request, document=document)
+        return Download(pdf, "application/pdf", f"{request.reference}.pdf", inline=True)
+    content = json.dumps(document, cls=DjangoJSONEncoder, indent=2, sort_keys=True).encode()
+    return Download(content, "application/json", f"{request.reference}.certificate.json")

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from memories.scope import ScopeError
 
 from .. import deadlines, selectors, services
-from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_response
+from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_issue
 from ..forms import (
     ApproveForm,
     CancelForm,
@@ -27,6 +27,7 @@ from ..forms import (
     StaffRequestForm,
 )
 from ..models import ErasureRequest, State
+from .downloads import download_response
 from .staff_auth import staff_actor, staff_required
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
     erasure = get_object_or_404(ErasureRequest, pk=pk)
     fmt = "pdf" if request.GET.get("format") == "pdf" else "json"
     try:
-        return certificate_response(request=erasure, actor=staff_actor(request), fmt=fmt)
+        return download_response(certificate_issue(request=erasure, actor=staff_actor(request), fmt=fmt))
     except CertificateNotAvailable:
         messages.error(request, "A certificate is issued only once the request is verified.")
     except ImproperlyConfigured:
