@@ -37,7 +37,8 @@ def subject_form_throttle_hit(request: HttpRequest) -> int | None:
     """Counts one submission of the form from this client. None while within the rate; over it, the seconds
     until the next submission is allowed (for the Retry-After header)."""
     throttle = SubjectFormThrottle()
-    if throttle.allow_request(request, None):
+    # A page, not a DRF view: the throttle reads only the request's META and headers, which HttpRequest has.
+    if throttle.allow_request(request, None):  # type: ignore[arg-type]
         return None
     return max(1, math.ceil(throttle.wait() or 1))
 

@@ -21,7 +21,7 @@ from erasure.models import ErasureRequest, State
 from erasure.throttling import subject_form_throttle_reset
 from memories.models import Memory
 from memories.services import memories_add
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -61,11 +61,11 @@ def test_subject_request_to_verified_erasure_in_a_real_browser(live_server, brow
     )
     memories_add(texts=["prefers tea"], user_id="e2e-subject", agent_id="support")
     memories_add(texts=["someone else"], user_id="bystander", agent_id="coach")
-    make_request(
+    request_in_state(
         user_ids=["older-1"], regulation="ccpa", due_at=timezone.localdate() - datetime.timedelta(days=2)
     )
-    make_request(user_ids=["older-2"], state=State.SCOPED)
-    make_request(user_ids=["older-3"], state=State.VERIFIED, verified_at=timezone.now())
+    request_in_state(user_ids=["older-2"], state=State.SCOPED)
+    request_in_state(user_ids=["older-3"], state=State.VERIFIED, verified_at=timezone.now())
     get_user_model().objects.create_user("dpo", password="e2e-password-123", is_staff=True)
     worker = start_worker("ui")
     mail.outbox.clear()

@@ -18,13 +18,13 @@ from memories.models import DeletionJob, Memory, MemoryHistory, MemoryTombstone,
 from memories.pseudonyms import pseudonym
 from memories.selectors import memory_history
 from memories.services import MemoryWriteBlocked, legal_hold_place, memories_add, memory_update
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 
 pytestmark = pytest.mark.django_db
 
 
 def _approved(user_ids, **kwargs) -> ErasureRequest:
-    request = make_request(state=State.SCOPED, user_ids=user_ids, **kwargs)
+    request = request_in_state(state=State.SCOPED, user_ids=user_ids, **kwargs)
     mail.outbox.clear()
     return erasure_request_approve(request=request, actor="staff")
 
@@ -193,7 +193,7 @@ def test_the_jobs_tombstones_hold_the_deleted_ids_and_the_digest_covers_them():
 
 
 def test_verify_refuses_a_request_that_is_not_deleted():
-    request = make_request(state=State.SCOPED)
+    request = request_in_state(state=State.SCOPED)
     with pytest.raises(IllegalTransition):
         erasure_request_verify(request_id=request.id)
 
