@@ -91,6 +91,10 @@ TRANSITIONS: dict[str, Move] = {
 }
 
 
+# Closed: no move starts from these states (verified, rejected, cancelled); no deadline runs for them.
+CLOSED_STATES = frozenset(State.values) - frozenset().union(*(move.sources for move in TRANSITIONS.values()))
+
+
 def _lookup_holds(instance: models.Model, lookup: str, value: Any) -> bool:
     """A guard lookup evaluated on an instance: `field` (equality) or `field__isnull`."""
     field, _, op = lookup.partition("__")

@@ -10,8 +10,7 @@ from django.utils import timezone
 from memories.models import DeletionJob
 from memories.selectors import deletion_job_get
 
-from .deadlines import CLOSED_STATES
-from .models import STAFF_ACTIONS, AuditEntry, ErasureRequest, State
+from .models import CLOSED_STATES, STAFF_ACTIONS, AuditEntry, ErasureRequest, State
 
 OPEN_STATES = frozenset(s.value for s in State if s.value not in CLOSED_STATES)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from erasure.models import TRANSITIONS, Action, ErasureRequest, State
+from erasure.models import CLOSED_STATES, TRANSITIONS, Action, ErasureRequest, State
 from erasure.services import IllegalTransition, erasure_request_approve, erasure_request_cancel
 from tests.erasure.factories import request_in_state
 
@@ -47,3 +47,7 @@ def test_guard_lookups_are_checked_on_the_instance_and_by_the_compare_and_set():
         erasure_request_cancel(request=stale, actor="staff")
     assert exc.value.state == State.SCOPED and "cancel" not in exc.value.allowed_actions
     assert ErasureRequest.objects.get(id=request.id).cancelled_at is None
+
+
+def test_the_closed_states_are_those_no_move_starts_from():
+    assert CLOSED_STATES == {State.VERIFIED, State.REJECTED, State.CANCELLED}
