@@ -1,4 +1,7 @@
-"""Checks PostgreSQL and Redis before `make run` starts anything; creates the database if it is missing.
+"""Checks PostgreSQL and Redis before `make run` and `make test` start anything.
+
+    python scripts/preflight.py           (`make run`) also creates the database named by DATABASE_URL if missing
+    python scripts/preflight.py --check   (`make test`) only checks: the tests create databases of their own
 
 Prints one line naming the unreachable service, its address and the variable to set, and exits 1."""
 
@@ -11,7 +14,7 @@ import redis
 from psycopg import sql
 
 
-def main() -> int:
+def main(*, create: bool) -> int:
     db_url = os.environ.get("DATABASE_URL", "postgresql://postgres@localhost:5432/erasure")
     redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
     parsed = urlparse(db_url)
@@ -21,7 +24,7 @@ def main() -> int:
     try:
         with psycopg.connect(admin_url, connect_timeout=5, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone()
-            if not exists:
+            if create and not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
                 print(f"created database {db_name}")
     except psycopg.OperationalError:
@@ -40,4 +43,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(create="--check" not in sys.argv[1:]))
