@@ -21,7 +21,9 @@ class Command(BaseCommand):
             connection.ensure_connection()
         except OperationalError as exc:
             db = connection.settings_dict
-            reason = " ".join(str(exc).split("\n")[0].rsplit("failed: ", 1)[-1].removeprefix("FATAL:").split())
+            reason = " ".join(
+                str(exc).split("\n")[0].rsplit("failed: ", 1)[-1].removeprefix("FATAL:").split()
+            )
             self.stderr.write(
                 f"cannot reach the database {db['NAME']} at {db['HOST'] or 'localhost'}:{db['PORT'] or 5432} "
                 f"({reason}): check that PostgreSQL runs there, or set DATABASE_URL"
