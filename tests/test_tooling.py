@@ -3,6 +3,7 @@ wrong in one line and work from any shell."""
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,18 @@ def test_make_test_preflight_names_an_unreachable_redis_in_one_line():
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "Redis is not reachable at 127.0.0.1:9: start it or set REDIS_URL"
+    ]
+
+
+def test_make_run_preflight_names_a_port_in_use_in_one_line():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = _run([sys.executable, "scripts/preflight.py"], PORT=str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Port {port} is in use: stop what listens there or set PORT"
     ]
 
 
