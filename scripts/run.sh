@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: preflight, migrate, demo credentials, then web + Celery worker + Celery beat in the foreground.
-# Ctrl-C (or SIGTERM to the process group) stops all three.
+# Ctrl-C (or SIGTERM to the process group) stops all three; see the trap below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
