@@ -1,4 +1,5 @@
-# The three commands of CONTRACT.md. Everything runs from .venv, built from the committed lock file.
+# `make run` and `make test` set up everything they need (CONTRACT.md, Commands); `make bench` measures.
+# Everything runs from .venv, built from the committed lock file.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +23,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+# PostgreSQL and Redis reachable (one line naming which, if not), Chromium for the browser tests (installed with
+# apt-get when missing and run as root; otherwise one line saying how), then lint and the whole suite.
+test: $(STAMP)
+	@$(BIN)/python scripts/preflight.py --check
+	@bash scripts/ensure_chromium.sh
+	@$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

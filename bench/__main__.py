@@ -14,8 +14,12 @@ synthetic stores, then measures:
      one warm-up job per store first, the two stores taking turns);
   6. erasure requests through the same worker: three subjects of 100,000 memories (identical copies), each
      approve → `verified` one after the other, the median reported against the median raw DELETE of 2.; and 1,000
-     small requests.
-Prints one table and writes it to bench/results/latest.md. `--keep` keeps the databases.
+     small requests;
+  7. what a user's first request meets (bench/first_request.py): two more users of 100,000 memories loaded into the
+     store afterwards, each deleted by `DELETE /v1/memories/?user_id=` through the HTTP API (gunicorn and a Celery
+     worker started as `make run` starts them), the first job of a just-started worker (cold) and its second (warm).
+Prints one table and writes it to bench/results/latest.md. `--keep` keeps the databases. `--only first-request`
+measures 7. alone, in a store of its own (for working on it; not the reference run).
 """
 
 import argparse
@@ -33,6 +37,7 @@ from pathlib import Path
 
 import psycopg
 
+from . import first_request
 from .load import UPDATE_EVERY, load_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +61,10 @@ USERS = (
 WARM = "user-0"  # 100 memories of the 1,000,000-row store, deleted by the warm-up job
 WARM_LANES = "bench-warm"  # 20,000 memories: a second warm-up job, large enough to run in lanes
 PROBES = [f"probe-{i}" for i in range(11)]  # probe-0 warms each probe process up; 1–10 are measured
+FIRST = (
+    "bench-first-cold",
+    "bench-first-warm",
+)  # users of 100,000 loaded afterwards for the first-request figures
 
 
 def _log(msg: str) -> None:
@@ -258,6 +267,55 @@ def _explain(db: str) -> str:
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
 
 
+def _first_request(db: str) -> dict:
+    """Loads the two first-request users into the store as it is now, settles, and measures (first_request.py)."""
+    size = load_store(f"{PG}/{db}", groups=[(user, 100_000, 100_000) for user in FIRST])
+    _settle()
+    cold, warm = first_request.measure(dsn=f"{PG}/{db}", env=_env(db), users=FIRST, log_dir=Path("/tmp"))
+    assert all(r["status"] == "SUCCEEDED" and r["deleted"] == 100_000 for r in (cold, warm)), (cold, warm)
+    return {"store": size, "cold": cold, "warm": warm}
+
+
+def _first_request_rows(first: dict, engine: dict | None) -> list[str]:
+    """The table rows of the first-request figures; the reference is the engine's warm-worker figure of this run."""
+    cold, warm = first["cold"], first["warm"]
+    ref = (
+        f"{engine['seconds']:.3f} s (engine via a warm worker, created → SUCCEEDED, above)" if engine else "—"
+    )
+    pickup_ref = f"{engine['pickup'] * 1000:.0f} ms (the warm `-c 1` worker above)" if engine else "—"
+    ratio = (lambda x: f"{x / engine['seconds']:.2f}×") if engine else (lambda x: "—")
+    return [
+        "",
+        "## What a user's first request meets (public API, a just-started worker)",
+        "",
+        f"Two users of 100,000 memories loaded into the store afterwards (it then holds {first['store']:,} "
+        "memories); web server and worker started as `make run` starts them (gunicorn 2×4 threads, "
+        f"`celery worker --concurrency 2`); the web server warmed by {first_request.WEB_WARM_REQUESTS} requests; "
+        "the client polls `GET /v1/event/<event_id>/` every 10 ms.",
+        "",
+        "| measurement | figure | reference (same run) | ratio | target | result |",
+        "|---|---|---|---|---|---|",
+        f"| `DELETE /v1/memories/?user_id=` of 100,000 memories until the event is SUCCEEDED, as the client saw it: "
+        f"the worker's FIRST job after it started (cold; the job's own created → finished {cold['job_seconds']:.3f} s) "
+        f"| {cold['seconds']:.2f} s | {ref} | {ratio(cold['seconds'])} | — | info |",
+        f"| the same for the worker's SECOND job (warm; created → finished {warm['job_seconds']:.3f} s) "
+        f"| {warm['seconds']:.2f} s | {ref} | {ratio(warm['seconds'])} | — | info |",
+        f"| job created → a worker starting it (the job's timestamps): cold / warm "
+        f"| {cold['pickup'] * 1000:.0f} ms / {warm['pickup'] * 1000:.0f} ms | {pickup_ref} | — | — | info |",
+    ]
+
+
+def _only_first_request() -> None:
+    """`--only first-request`: the first-request figures alone, in a store of 100,000 other memories."""
+    try:
+        _create_db(BIG)
+        load_store(f"{PG}/{BIG}", groups=[("user", 100_000, 100)])
+        _log("first request: 2 users of 100,000 memories through the HTTP API and a just-started worker")
+        print("\n".join(_first_request_rows(_first_request(BIG), None)))
+    finally:
+        _drop_db(BIG)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--keep", action="store_true", help="keep the bench databases afterwards")
@@ -265,7 +323,12 @@ def main() -> None:
     parser.add_argument(
         "--same-work", action="store_true", help="also time the engine's data work as one statement"
     )
+    parser.add_argument(
+        "--only", choices=["first-request"], help="measure only this part (not a reference run)"
+    )
     args = parser.parse_args()
+    if args.only == "first-request":
+        return _only_first_request()
     t0 = time.monotonic()
     try:
         _log("creating and migrating databases")
@@ -298,6 +361,8 @@ def main() -> None:
         if args.same_work:
             _log("one hand-written statement doing the engine's data work on another identical copy")
             same = _raw_same_work(BIG)
+        _log("first request: 2 users of 100,000 memories through the HTTP API and a just-started worker")
+        first = _first_request(BIG)
         _log(f"Mem0 OSS delete_all of {args.mem0_n:,} memories")
         mem0_out = subprocess.run([sys.executable, "-m", "bench.mem0_peer", str(args.mem0_n)], cwd=ROOT,
                                   check=True, capture_output=True, text=True).stdout  # fmt: skip
@@ -415,6 +480,7 @@ def main() -> None:
         f"{steps_each} ms each) "
         f"| {erase_small['submit_seconds']:.1f} s = {erase_small['n'] * 60 / erase_small['submit_seconds']:,.0f} "
         "requests/minute | — | — | — | info |",
+        *_first_request_rows(first, engine),
         "",
         f"The engine's batch statement for the 100,000-memory user ({size_big:,}-row store), as a run executes it"
         f" (prepared, generic plan; bench/plan.py):\n\n```\n{plan}\n```",

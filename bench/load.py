@@ -43,19 +43,22 @@ _UPDATE_HISTORY = """
 INSERT INTO memories_history (id, memory_id, event, old_memory, new_memory, categories, created_at)
 SELECT gen_random_uuid(), id, 'UPDATE', replace(text, 'I like', 'I used to like'), text, categories,
        created_at + interval '1 second'
-FROM memories_memory WHERE has_history
+FROM memories_memory m
+WHERE has_history AND NOT EXISTS (SELECT 1 FROM memories_history h WHERE h.memory_id = m.id)
 """
 
 
 def load_store(dsn: str, *, groups: list[tuple[str, int, int]], copies: dict[str, str] | None = None) -> int:
     """groups: (user-id prefix, memories, memories per user). A group with per_user == memories is one user
     named exactly by the prefix. copies: {new user: source user} loads an identical copy of a user's rows (new
-    ids; the same texts, entities, metadata and history)."""
+    ids; the same texts, entities, metadata and history). Into a store that already holds memories, the new ones
+    are written after them (later ids) and only they get history rows. Returns the store's size."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '256MB'")
         (base,) = conn.execute(  # type: ignore[misc]
-            "SELECT (extract(epoch FROM now() - interval '30 days') * 1000)::bigint"
+            "SELECT (extract(epoch FROM greatest(now() - interval '30 days',"
+            " (SELECT max(created_at) + interval '1 millisecond' FROM memories_memory))) * 1000)::bigint"
         ).fetchone()
         offset = 0
         for prefix, n, per_user in groups:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: preflight, migrate, demo credentials, then web + Celery worker + Celery beat in the foreground.
-# Ctrl-C (or SIGTERM to the process group) stops all three.
+# Ctrl-C (or SIGTERM to the process group) stops all three; see the trap below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -26,12 +26,24 @@ $BIN/python manage.py migrate --noinput -v 0
 $BIN/python manage.py collectstatic --noinput -v 0
 $BIN/python manage.py ensure_demo
 
+# Each of the three runs in its own process group (job control), so the terminal's Ctrl-C reaches only this
+# script, which then stops them one way: SIGTERM, gunicorn's graceful stop (requests in flight finish) and Celery's
+# warm shutdown (a running task finishes), and waits for all three. A second Ctrl-C meanwhile sends SIGQUIT: quick
+# stop and cold shutdown.
+set -m
 pids=()
+stop_now() {
+  echo "stopping now…"
+  for pid in "${pids[@]}"; do kill -QUIT "$pid" 2>/dev/null || true; done
+}
 cleanup() {
-  trap - INT TERM EXIT
+  trap - TERM EXIT
+  trap stop_now INT
   echo "stopping web, worker and beat…"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
+  done
 }
 trap cleanup INT TERM EXIT
 

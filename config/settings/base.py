@@ -102,7 +102,7 @@ DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 DATABASES["default"]["OPTIONS"].setdefault("application_name", "erasure")
 # No JIT compilation: this service's queries are short, and with statistics that lag behind a large delete the
-# planner's cost estimates cross jit_above_cost often enough to add milliseconds of compilation to a 1 ms query.
+# planner's cost estimates cross jit_above_cost often enough to add a compilation that costs more than the query.
 DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
 # Prepared statements on: only the deletion engine's batch statement asks for one (memories/engine.py; Django's own
 # queries bind on the client and are never prepared). Django turns them off by default for the sake of connection
@@ -195,8 +195,8 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
 # Celery's Django fixup closes the worker's database connection before and after every task unless this is set; it
 # then closes it every 2 × this many task calls. Between those, connections follow CONN_MAX_AGE and the health
-# check like a web request's (config/celery.py): a task does not pay for a new PostgreSQL session (~3–4 ms, plus
-# cold catalog caches and the loss of the batch statement's prepared plan).
+# check like a web request's (config/celery.py): a task does not pay for a new PostgreSQL session (its set-up, cold
+# catalog caches and the loss of the batch statement's prepared plan).
 CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

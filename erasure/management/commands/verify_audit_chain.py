@@ -1,9 +1,11 @@
-"""`manage.py verify_audit_chain`: exit 0 "audit chain intact: N entries", or exit 1 naming the first broken entry."""
+"""`manage.py verify_audit_chain`: exit 0 "audit chain intact: N entries", or exit 1 naming the first broken entry
+(or, when the database cannot be reached, one line naming its address and DATABASE_URL)."""
 
 import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import OperationalError, connection
 
 from erasure.audit import audit_chain_recompute
 
@@ -15,6 +17,18 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=2000, help="rows fetched per round trip")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            connection.ensure_connection()
+        except OperationalError as exc:
+            db = connection.settings_dict
+            reason = " ".join(
+                str(exc).split("\n")[0].rsplit("failed: ", 1)[-1].removeprefix("FATAL:").split()
+            )
+            self.stderr.write(
+                f"cannot reach the database {db['NAME']} at {db['HOST'] or 'localhost'}:{db['PORT'] or 5432} "
+                f"({reason}): check that PostgreSQL runs there, or set DATABASE_URL"
+            )
+            sys.exit(1)
         report = audit_chain_recompute(chunk_size=max(1, options["chunk_size"]))
         if report.ok:
             self.stdout.write(f"audit chain intact: {report.entries} entries")
