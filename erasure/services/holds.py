@@ -5,9 +5,9 @@ from typing import Any
 
 from django.db import transaction
 
-from memories.models import LegalHold, Memory
+from memories.holds import legal_hold_lift, legal_hold_place
+from memories.models import LegalHold
 from memories.scope import ScopeError, validate_scope
-from memories.services import legal_hold_lift, legal_hold_place
 
 from ..audit import audit_append
 from .errors import ErasureInputError
@@ -45,8 +45,7 @@ def legal_hold_release(*, hold: LegalHold, actor: str) -> tuple[LegalHold, int]:
     hold changes nothing and writes no audit entry. Side effects: memories' legal_hold cleared, one audit entry."""
     if hold.lifted_at is not None:
         return hold, 0
-    released = Memory.objects.filter(legal_hold=hold).count()
-    hold = legal_hold_lift(hold=hold, lifted_by=actor[:150])
+    hold, released = legal_hold_lift(hold=hold, lifted_by=actor[:150])
     audit_append(
         actor=actor,
         action="legal_hold.lifted",

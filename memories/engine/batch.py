@@ -11,6 +11,7 @@ from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
+from ..holds import held_q, hold_scopes_for
 from ..models import DeletionJob, Memory
 from ..scope import scope_q
 from .keyset import CURSOR, MEMORY_TABLE, NIL, scope_parts
@@ -88,8 +89,13 @@ class BatchStatement:
         parts, order = scope_parts(scope, CURSOR)
         if end is not None:  # a lane: its range ends there
             parts = [qs.filter(id__lte=end) for qs in parts]
-        select_sql, select_params = self._selection(parts, order, limit, addresses=False)
-        fallback_select_sql, fallback_select_params = self._selection(parts, order, limit, addresses=True)
+        free_sql, free_params = self._free(hold_scopes_for(scope))
+        select_sql, select_params = self._selection(
+            parts, order, limit, free_sql, free_params, addresses=False
+        )
+        fallback_select_sql, fallback_select_params = self._selection(
+            parts, order, limit, free_sql, free_params, addresses=True
+        )
         assert scope, "a job's scope is never empty (validate_scope)"
         scope_qs = Memory.objects.filter(scope_q(scope))
         where_sql, where_params = scope_qs.query.get_compiler(connection=connection).compile(
@@ -110,13 +116,13 @@ class BatchStatement:
             ),
             d AS (
                 DELETE FROM {MEMORY_TABLE} WHERE ({where_sql}) AND {MEMORY_TABLE}.id > %s
-                    AND {MEMORY_TABLE}.id <= (SELECT b.last FROM b) AND {MEMORY_TABLE}.legal_hold_id IS NULL
+                    AND {MEMORY_TABLE}.id <= (SELECT b.last FROM b) AND {free_sql}
             )
             SELECT a.selected, b.last, r.deleted, r.history_purged, a.ids,
                    set_config('synchronous_commit', 'off', true)
             FROM a, b, LATERAL memories_delete_batch_record(%s, %s, a.ids, a.history, false) AS r
         """
-        self.params = [*select_params, *where_params, CURSOR]
+        self.params = [*select_params, *where_params, CURSOR, *free_params]
         self.fallback_sql = f"""
             SELECT a.selected, greatest(a.ids[cardinality(a.ids)], a.held[cardinality(a.held)]),
                    b.deleted, b.history_purged, b.packed, CASE WHEN %s THEN b.ids END,
@@ -138,12 +144,29 @@ class BatchStatement:
         self.fallbacks = 0
 
     @staticmethod
+    def _free(hold_scopes: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+        """The condition a row must meet to be deleted: not held (memories.holds). Without an active hold relevant
+        to the job it reads only legal_hold_id, which the entity indexes carry; each relevant hold adds its scope
+        (holds are few, and a hold on other subjects is not relevant)."""
+        if not hold_scopes:
+            return f"{MEMORY_TABLE}.legal_hold_id IS NULL", []
+        held = Memory.objects.filter(held_q(hold_scopes=hold_scopes))
+        sql, params = held.query.get_compiler(connection=connection).compile(held.query.where)
+        return f"(({sql}) IS NOT TRUE)", list(params)
+
+    @staticmethod
     def _selection(
-        parts: list[QuerySet[Memory]], order: tuple[str, ...], limit: int, *, addresses: bool
+        parts: list[QuerySet[Memory]],
+        order: tuple[str, ...],
+        limit: int,
+        free_sql: str,
+        free_params: list[Any],
+        *,
+        addresses: bool,
     ) -> tuple[str, list[Any]]:
         """The next `limit` rows of the scope after the cursor, ascending: id, free (not held), has_history, and
         with `addresses` their physical address (which an index-only scan cannot return)."""
-        columns = {"free": RawSQL(f"{MEMORY_TABLE}.legal_hold_id IS NULL", ())}
+        columns = {"free": RawSQL(free_sql, free_params)}
         if addresses:
             columns["tid"] = RawSQL(f"{MEMORY_TABLE}.ctid", ())
         selections = [
