@@ -120,6 +120,21 @@ def legal_hold_place(*, scope: dict[str, Any], reason: str, note: str, placed_by
     return hold
 
 
+def legal_hold_releases(hold: LegalHold) -> int:
+    """How many memories lifting this (active) hold would release: those it keeps that no other hold covers."""
+    if not hold.is_active:
+        return 0
+    kept = Q(legal_hold=hold)
+    if hold.scope:
+        kept |= scope_q(hold.scope)
+    still = Q(legal_hold__isnull=False) & ~Q(legal_hold=hold)
+    for other in _active():
+        if other.pk != hold.pk:
+            assert other.scope is not None
+            still |= scope_q(other.scope)
+    return Memory.objects.filter(kept).exclude(still).count()
+
+
 @transaction.atomic
 def legal_hold_lift(*, hold: LegalHold, lifted_by: str) -> tuple[LegalHold, int]:
     """Lifts a hold; returns it with how many memories it releases: those it kept that no other active hold covers.
@@ -129,19 +144,12 @@ def legal_hold_lift(*, hold: LegalHold, lifted_by: str) -> tuple[LegalHold, int]
     hold = LegalHold.objects.select_for_update().get(pk=hold.pk)
     if not hold.is_active:
         return hold, 0
-    kept = Q(legal_hold=hold)
-    if hold.scope:
-        kept |= scope_q(hold.scope)
+    released = legal_hold_releases(hold)
     hold.lifted_at = timezone.now()
     hold.lifted_by = lifted_by
     hold.scope = None
     hold.save(update_fields=["lifted_at", "lifted_by", "scope"])
     others = _active()
-    still = Q(legal_hold__isnull=False) & ~Q(legal_hold=hold)
-    for other in others:
-        assert other.scope is not None
-        still |= scope_q(other.scope)
-    released = Memory.objects.filter(kept).exclude(still).count()
     for other in others:
         assert other.scope is not None
         Memory.objects.filter(legal_hold=hold).filter(scope_q(other.scope)).update(legal_hold=other)
