@@ -15,7 +15,7 @@ only the memories they marked."""
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .models import ENTITY_FIELDS, LegalHold, Memory
@@ -122,8 +122,14 @@ def legal_hold_place(*, scope: dict[str, Any], reason: str, note: str, placed_by
 
 def legal_hold_releases(hold: LegalHold) -> int:
     """How many memories lifting this (active) hold would release: those it keeps that no other hold covers."""
+    return legal_hold_released_memories(hold).count()
+
+
+def legal_hold_released_memories(hold: LegalHold) -> QuerySet[Memory]:
+    """The memories lifting this hold would release: those it keeps that no other active hold covers (none once
+    it is lifted)."""
     if not hold.is_active:
-        return 0
+        return Memory.objects.none()
     kept = Q(legal_hold=hold)
     if hold.scope:
         kept |= scope_q(hold.scope)
@@ -132,7 +138,7 @@ def legal_hold_releases(hold: LegalHold) -> int:
         if other.pk != hold.pk:
             assert other.scope is not None
             still |= scope_q(other.scope)
-    return Memory.objects.filter(kept).exclude(still).count()
+    return Memory.objects.filter(kept).exclude(still)
 
 
 @transaction.atomic

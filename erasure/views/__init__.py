@@ -12,7 +12,7 @@ from .staff import (
 )
 from .staff_auth import StaffLoginView
 from .staff_exports import export_download, exports
-from .staff_holds import legal_hold_lift_view, legal_holds
+from .staff_holds import hold_release_decide, legal_hold_lift_view, legal_holds
 from .subject import (
     form_throttle_hit,
     form_throttle_reset,
@@ -28,6 +28,7 @@ __all__ = [
     "exports",
     "form_throttle_hit",
     "form_throttle_reset",
+    "hold_release_decide",
     "legal_hold_lift_view",
     "legal_holds",
     "queue",

@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from memories.holds import hold_matching_count, legal_hold_releases
 from memories.models import ENTITY_FIELDS, LegalHold
@@ -15,6 +15,7 @@ from memories.pseudonyms import pseudonym
 
 from .. import services
 from ..forms import LegalHoldForm
+from ..models import HoldRelease
 from .staff_auth import staff_actor, staff_required
 
 HOLDS_PAGE_SIZE = 25
@@ -76,6 +77,7 @@ def legal_holds(request: HttpRequest) -> HttpResponse:
     show_lifted = request.GET.get("lifted") == "1"
     holds = LegalHold.objects.all() if show_lifted else LegalHold.objects.filter(lifted_at__isnull=True)
     page = Paginator(holds, HOLDS_PAGE_SIZE).get_page(request.GET.get("page"))
+    releases = HoldRelease.objects.filter(decided_at__isnull=True).select_related("request", "hold")
     rows = [
         {
             "hold": hold,
@@ -88,7 +90,14 @@ def legal_holds(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "erasure/staff/legal_holds.html",
-        {"form": form, "page": page, "rows": rows, "show_lifted": show_lifted, "nav": "holds"},
+        {
+            "form": form,
+            "page": page,
+            "rows": rows,
+            "releases": releases,
+            "show_lifted": show_lifted,
+            "nav": "holds",
+        },
         status=status,
     )
 
@@ -118,4 +127,23 @@ def legal_hold_lift_view(request: HttpRequest, pk: str) -> HttpResponse:
         )
     _hold, released = services.legal_hold_release(hold=hold, actor=staff_actor(request))
     messages.success(request, f"Hold lifted: {_memories(released)} can be erased again.")
+    return redirect("erasure_pages:legal-holds")
+
+
+@staff_required
+@require_POST
+def hold_release_decide(request: HttpRequest, pk: str, decision: str) -> HttpResponse:
+    """Erase (under the original request) or keep the memories a lifted hold released from an erasure."""
+    release = get_object_or_404(HoldRelease.objects.select_related("request"), pk=pk)
+    if release.decided_at is not None:
+        messages.info(request, "This was decided already.")
+    elif decision == "erase":
+        services.hold_release_erase(release=release, actor=staff_actor(request))
+        count = _memories(len(release.memory_ids))
+        messages.success(request, f"Erasing {count} under {release.request.reference}.")
+    elif decision == "keep":
+        services.hold_release_keep(release=release, actor=staff_actor(request))
+        messages.info(request, f"Kept; recorded in {release.request.reference}'s audit trail.")
+    else:
+        return HttpResponse(status=404)
     return redirect("erasure_pages:legal-holds")
