@@ -66,8 +66,9 @@ class BatchStatement:
     and the cursor moves past them), one index range scan on (entity, id) per value of the entity column (merged
     when there are several), each stopping after `limit` rows: the cost of a batch does not depend on the store's
     size. The entity indexes carry legal_hold_id and has_history (INCLUDE), so the selection reads only the index
-    where the visibility map allows. The server-side function memories_delete_batch_record (sql/)
-    then deletes the history rows of those that have any and records the selected unheld ids, ascending, as one
+    where the visibility map allows (held: legal_hold_id set, or matching an active hold relevant to the job, whose
+    scopes are read when the statement is built: memories.holds). The server-side function
+    memories_delete_batch_record (sql/) then deletes the history rows of those that have any and records the selected unheld ids, ascending, as one
     tombstone row (the memories' content-free DELETE events), which the statement also returns as the binary uuid[]
     it built, read as their 16-byte values (ids_bytes: for the job's running digest, no Python object per id); and
     in the same statement and snapshot, one DELETE removes the scope's unheld rows with ids between the cursor and
@@ -76,8 +77,8 @@ class BatchStatement:
     or deleted by a transaction that committed after the snapshot (also after the DELETE waited for its lock). No
     RETURNING is needed to know what it deleted: it reads each deleted row once, like a bare DELETE. On that error
     the job's transaction rolls back, and its batch is redone by the careful statement in READ COMMITTED
-    (fallback_sql: delete by address, else by id with RETURNING: memories_delete_batch, sql/), as is any batch of a run that does
-    not own its transactions.
+    (fallback_sql: delete by address, else by id with RETURNING: memories_delete_batch, sql/), as is any batch of a
+    run that does not own its transactions.
 
     The fast statement is prepared on the connection (psycopg's server-side prepared statement, kept per connection
     and scope shape) and run with a generic plan (the run sets plan_cache_mode for its session): planned once
