@@ -98,9 +98,10 @@ def _residue(request: ErasureRequest, user_ids: list[str]) -> dict[str, Any]:
     job_scope = Q()
     for user_id in user_ids:
         job_scope |= Q(scope__user_id=user_id) | Q(scope__user_id__contains=[user_id])
+    held = held_q(scope)  # holds are rules (memories.holds)
     counts = memories.aggregate(
-        remaining=Count("id", filter=~held_q(scope)),
-        held=Count("id", filter=held_q(scope)),  # holds are rules (memories.holds)
+        remaining=Count("id", filter=~held),
+        held=Count("id", filter=held),
     )
     return {
         "memories_remaining": counts["remaining"],

@@ -19,7 +19,7 @@ from ..models import HoldRelease
 from .staff_auth import staff_actor, staff_required
 
 HOLDS_PAGE_SIZE = 25
-_SHOWN = 12  # characters of a pseudonym shown
+_SHOWN = 10  # characters of a pseudonym shown
 
 
 def _memories(n: int) -> str:
