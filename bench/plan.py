@@ -18,17 +18,18 @@ django.setup()
 
 from django.db import connection, transaction  # noqa: E402
 
-from memories.engine import _CURSOR, _BatchStatement  # noqa: E402
+from memories.engine.batch import BatchStatement  # noqa: E402
+from memories.engine.keyset import CURSOR  # noqa: E402
 from memories.models import Memory  # noqa: E402
 
 
 def main(user_id: str) -> None:
     ids = Memory.objects.filter(user_id=user_id).order_by("id").values_list("id", flat=True)
     middle = ids[ids.count() // 2]
-    statement = _BatchStatement({"user_id": user_id}, 10_000)
+    statement = BatchStatement({"user_id": user_id}, 10_000)
     numbers = iter(range(1, 1000))
     sql = re.sub(r"%s", lambda _: f"${next(numbers)}", statement.sql)
-    params = [*(middle if p == _CURSOR else p for p in statement.params), uuid.uuid4(), 1]
+    params = [*(middle if p == CURSOR else p for p in statement.params), uuid.uuid4(), 1]
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         cur.execute(f"PREPARE bench_batch AS {sql}")

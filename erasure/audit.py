@@ -3,8 +3,11 @@
     entry_hash = sha256(prev_hash_hex ‖ canonical_json({created_at, actor, action, request, reference, data}))
 
 canonical_json is JSON with sorted keys and compact separators (ASCII-escaped), so any reader can recompute it.
-Appends are serialised by a transaction-level advisory lock (taken by the SQL function that appends, migration
-0051), so the chain has no forks under concurrency; the rows are append-only in PostgreSQL (migration
+The formula's one definition is chain_hash below; the canonical body is computed only here (canonical) and handed
+as bytes to the SQL function that appends (erasure/sql/erasure_audit_append.sql), which applies the same formula
+under the chain's lock because only there is the previous hash known. tests/erasure/test_audit_chain.py proves the
+two agree entry by entry (unicode included). Appends are serialised by a transaction-level advisory lock (taken by
+that function), so the chain has no forks under concurrency; the rows are append-only in PostgreSQL (migration
 0050_proof_append_only: a trigger refuses UPDATE and DELETE).
 
 django-auditlog rows are covered too: every LogEntry appends an "auditlog" entry holding a digest of the LogEntry
@@ -69,8 +72,15 @@ def canonical(entry: AuditEntry) -> bytes:
     return canonical_json(body)
 
 
+def chain_hash(prev_hash: str, body: bytes) -> str:
+    """The chain's formula: sha256 over the previous entry's hash (64 hex characters, as UTF-8) followed by the
+    entry's canonical body. erasure_audit_append computes `encode(sha256(convert_to(prev, 'UTF8') || body), 'hex')`,
+    the same bytes."""
+    return hashlib.sha256(prev_hash.encode("utf-8") + body).hexdigest()
+
+
 def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
-    return hashlib.sha256(prev_hash.encode() + canonical(entry)).hexdigest()
+    return chain_hash(prev_hash, canonical(entry))
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -132,7 +142,7 @@ def _check_data(data: dict[str, Any], request: ErasureRequest | None) -> None:
 
 def _append(*, actor: str, action: str, request_id: Any, reference: str, data: dict[str, Any]) -> AuditEntry:
     """The one writer of the chain (must run inside a transaction): one call of the SQL function
-    erasure_audit_append (migration 0051), which takes the chain's lock, links the entry to the latest one and
+    erasure_audit_append (erasure/sql/), which takes the chain's lock, links the entry to the latest one and
     inserts it with entry_hash(prev_hash, entry), the body hashed being canonical(entry) as computed here."""
     assert connection.in_atomic_block, "the chain's lock is held until the transaction ends"
     entry = AuditEntry(

@@ -59,7 +59,7 @@ POLICY: dict[type[models.Model], tuple[tuple[str, ...], tuple[str, ...], tuple[s
     LegalHold: (
         ("reason", "scope_pseudonymised", "placed_by", "placed_at", "memories_held", "lifted_by", "lifted_at"),
         ("note",),
-        ("id",),
+        ("id", "scope"),  # the clear scope of an active hold names subjects: never in auditlog
     ),
     ApiKey: (
         ("name", "key_prefix", "is_staff", "created_at", "revoked_at"),

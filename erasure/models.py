@@ -283,3 +283,26 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"audit #{self.id} {self.action}"
+
+
+class HoldRelease(models.Model):
+    """Memories an erasure kept because of a legal hold, released when that hold was lifted: the console offers to
+    erase them under the original request (erasure.services.holds). Memory ids only, never the subject."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    hold = models.ForeignKey("memories.LegalHold", on_delete=models.PROTECT, related_name="+")
+    request = models.ForeignKey(ErasureRequest, on_delete=models.PROTECT, related_name="hold_releases")
+    memory_ids = ArrayField(models.UUIDField())
+    created_at = models.DateTimeField(auto_now_add=True)
+    # set when staff erased them under the request (the engine job doing it) or chose to keep them
+    deletion_job = models.ForeignKey(
+        "memories.DeletionJob", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"release {self.id} of hold {self.hold_id}"

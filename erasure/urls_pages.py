@@ -25,6 +25,11 @@ urlpatterns = [
     path("privacy-team/requests/<uuid:pk>/<slug:action>/", views.request_action, name="request-action"),
     path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
     path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),
+    path(
+        "privacy-team/holds/releases/<uuid:pk>/<slug:decision>/",
+        views.hold_release_decide,
+        name="hold-release-decide",
+    ),
     path("privacy-team/exports/", views.exports, name="exports"),
     path("privacy-team/exports/download/", views.export_download, name="export-download"),
 ]

@@ -11,8 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from .holds import legal_hold_lift
 from .models import ApiKey, DeletionJob, LegalHold, Memory
-from .services import legal_hold_lift
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -81,7 +81,7 @@ class DeletionJobAdmin(ReadOnlyAdmin):
 
 @admin.register(LegalHold)
 class LegalHoldAdmin(ReadOnlyAdmin):
-    """Holds are placed through the erasure workflow (memories.services.legal_hold_place); here they can be
+    """Holds are placed through the erasure workflow (memories.holds.legal_hold_place); here they can be
     inspected and lifted."""
 
     list_display = ["id", "reason", "placed_by", "placed_at", "memories_held", "lifted_at"]

@@ -3,7 +3,7 @@
 New rows land at the right edge of every (entity, id) index, a subject's memories sort in the order they were
 written (so the engine's keyset batches walk the heap in roughly physical order), and an id tells the engine the
 earliest instant its row can have been written: a straggler pass only has to look at ids from the pass's start
-on (memories/engine.py). To clients they are ordinary UUIDs, as Mem0's are.
+on (memories/engine/). To clients they are ordinary UUIDs, as Mem0's are.
 """
 
 import datetime

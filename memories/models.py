@@ -39,7 +39,10 @@ class LegalHold(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reason = models.CharField(max_length=16, choices=Reason.choices)
     note = models.TextField(blank=True)
-    # The filter the hold was placed with, pseudonymised (keyed hashes of entity ids) so the hold record itself
+    # The hold's rule (memories.holds): the scope it keeps, in clear while the hold is active (the hold is the legal
+    # basis for keeping it), dropped when it is lifted; NULL too for holds placed before holds were rules.
+    scope = models.JSONField(null=True, blank=True)
+    # The same scope pseudonymised (keyed hashes of entity ids), kept after the lift, so the hold record itself
     # never becomes residue of an erased subject.
     scope_pseudonymised = models.JSONField(default=dict)
     placed_by = models.CharField(max_length=150)

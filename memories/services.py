@@ -8,10 +8,12 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .holds import held_q, holds_mark
+from .holds import legal_hold_lift as legal_hold_lift  # placed and lifted through this module too
+from .holds import legal_hold_place as legal_hold_place
 from .ids import uuid7
-from .models import ApiKey, LegalHold, Memory, MemoryHistory, WriteBlock, content_hash
-from .pseudonyms import pseudonym, pseudonymise_scope
-from .scope import scope_q, validate_scope
+from .models import ApiKey, Memory, MemoryHistory, WriteBlock, content_hash
+from .pseudonyms import pseudonym
 
 
 class MemoryWriteBlocked(Exception):
@@ -101,6 +103,7 @@ def memories_add(
         for text in texts
     ]
     Memory.objects.bulk_create(memories)
+    holds_mark(memory_ids=[m.id for m in memories])  # a memory written into an active hold's scope is held
     return memories
 
 
@@ -140,6 +143,8 @@ def memory_update(
         memory.expiration_date = expiration_date
         fields.append("expiration_date")
     memory.save(update_fields=fields)
+    if metadata is not _UNSET or expiration_date is not _UNSET:
+        holds_mark(memory_ids=[memory.id])  # changed into an active hold's scope: held
     memory.refresh_from_db(fields=["updated_at"])
     return memory
 
@@ -171,32 +176,6 @@ def write_blocks_for(*, user_ids: list[str]) -> set[str]:
             "kind", flat=True
         )
     )
-
-
-@transaction.atomic
-def legal_hold_place(*, scope: dict[str, Any], reason: str, note: str, placed_by: str) -> LegalHold:
-    """Places a hold on every memory in scope not already held. Side effects: a LegalHold row; memories'
-    legal_hold_id set (one UPDATE)."""
-    scope = validate_scope(scope)
-    hold = LegalHold.objects.create(
-        reason=reason, note=note, scope_pseudonymised=pseudonymise_scope(scope), placed_by=placed_by
-    )
-    held = Memory.objects.filter(scope_q(scope), legal_hold__isnull=True).update(legal_hold=hold)
-    hold.memories_held = held
-    hold.save(update_fields=["memories_held"])
-    return hold
-
-
-@transaction.atomic
-def legal_hold_lift(*, hold: LegalHold, lifted_by: str) -> LegalHold:
-    """Lifts a hold: its memories become deletable again (one UPDATE)."""
-    hold = LegalHold.objects.select_for_update().get(pk=hold.pk)
-    if hold.lifted_at is None:
-        Memory.objects.filter(legal_hold=hold).update(legal_hold=None)
-        hold.lifted_at = timezone.now()
-        hold.lifted_by = lifted_by
-        hold.save(update_fields=["lifted_at", "lifted_by"])
-    return hold
 
 
 class MemoryNotFound(Exception):
@@ -236,18 +215,20 @@ def memories_delete_by_ids(
     from .engine import memories_delete_now
 
     wanted = list(dict.fromkeys(memory_ids))
-    present = dict(Memory.objects.filter(id__in=wanted).values_list("id", "legal_hold_id"))
+    scope = {"memory_ids": [str(i) for i in wanted]}
+    present = set(Memory.objects.filter(id__in=wanted).values_list("id", flat=True))
+    held = set(Memory.objects.filter(id__in=wanted).filter(held_q(scope)).values_list("id", flat=True))
     deleted: set[uuid.UUID] = set()
-    if any(hold is None for hold in present.values()):
+    if present - held:
         result = memories_delete_now(
             kind=kind, scope={"memory_ids": [str(i) for i in present]}, requested_by=requested_by
         )
         deleted = set(result.deleted_ids)
     outcome: dict[uuid.UUID, str] = {}
     still_held = set(
-        Memory.objects.filter(
-            id__in=[i for i in present if i not in deleted], legal_hold__isnull=False
-        ).values_list("id", flat=True)
+        Memory.objects.filter(id__in=[i for i in present if i not in deleted])
+        .filter(held_q(scope))
+        .values_list("id", flat=True)
     )
     for memory_id in wanted:
         if memory_id in deleted:

@@ -11,7 +11,7 @@ holds, messages.py the subject's e-mails. Every public name is re-exported here,
 
 from .common import NONE_KEY, engine_scope
 from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition, VerificationIncomplete
-from .holds import legal_hold_create, legal_hold_release
+from .holds import hold_release_erase, hold_release_keep, legal_hold_create, legal_hold_release
 from .messages import status_link
 from .requests import (
     erasure_request_act,
@@ -68,4 +68,6 @@ __all__ = [
     "status_link",
     "legal_hold_create",
     "legal_hold_release",
+    "hold_release_erase",
+    "hold_release_keep",
 ]

@@ -11,6 +11,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from memories import engine
+from memories.holds import held_q
 from memories.models import DeletionJob, WriteBlock
 from memories.pseudonyms import pseudonym, pseudonymise_scope
 from memories.scope import scope_queryset
@@ -132,8 +133,9 @@ def erasure_request_confirm_identity(
 def erasure_request_count(*, request: ErasureRequest) -> dict[str, Any]:
     """Exact counts of what the erasure would remove now: total, held, per agent_id, per run_id (three
     aggregate queries over the engine's own filter)."""
-    qs = scope_queryset(engine_scope(request))
-    totals = qs.aggregate(total=Count("id"), held=Count("id", filter=Q(legal_hold__isnull=False)))
+    scope = engine_scope(request)
+    qs = scope_queryset(scope)
+    totals = qs.aggregate(total=Count("id"), held=Count("id", filter=held_q(scope)))  # holds are rules
     by_agent = {
         (row["agent_id"] if row["agent_id"] is not None else NONE_KEY): row["n"]
         for row in qs.order_by().values("agent_id").annotate(n=Count("id"))

@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from memories import engine
+from memories.holds import held_q
 from memories.models import DeletionJob, WriteBlock
 from memories.pseudonyms import pseudonym
 from memories.scope import scope_queryset
@@ -130,9 +131,10 @@ def _residue(request: ErasureRequest, user_ids: list[str]) -> dict[str, Any]:
     job_scope = Q()
     for user_id in user_ids:
         job_scope |= Q(scope__user_id=user_id) | Q(scope__user_id__contains=[user_id])
+    held = held_q(scope)  # holds are rules (memories.holds)
     counts = memories.aggregate(
-        remaining=Count("id", filter=Q(legal_hold__isnull=True)),
-        held=Count("id", filter=Q(legal_hold__isnull=False)),
+        remaining=Count("id", filter=~held),
+        held=Count("id", filter=held),
     )
     return {
         "memories_remaining": counts["remaining"],

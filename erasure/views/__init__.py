@@ -12,7 +12,7 @@ from .staff import (
 )
 from .staff_auth import StaffLoginView
 from .staff_exports import export_download, exports
-from .staff_holds import legal_hold_lift_view, legal_holds
+from .staff_holds import hold_release_decide, legal_hold_lift_view, legal_holds
 from .subject import (
     subject_request,
     subject_status,
@@ -24,6 +24,7 @@ __all__ = [
     "StaffLoginView",
     "export_download",
     "exports",
+    "hold_release_decide",
     "legal_hold_lift_view",
     "legal_holds",
     "queue",

@@ -5,11 +5,13 @@ straggler pass. Real PostgreSQL, committed data (threads see only committed rows
 import pytest
 from django.db import connection, transaction
 
-from memories import engine
-from memories.engine import deletion_job_create, deletion_job_run, deletion_jobs_resume_stale
+from memories.engine import BatchStatement, deletion_job_create, deletion_job_run, deletion_jobs_resume_stale
+from memories.engine.lanes import scope_settle_wait
 from memories.models import DeletionJob, Memory, MemoryTombstone
 from memories.selectors import deletion_job_get
 from memories.services import legal_hold_place, memories_add, memory_update
+from memories.signals import deletion_job_finished
+from memories.tasks import deletion_job_run_task
 from tests.memories.deletion_checks import assert_deleted_exactly, lanes_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,7 +80,9 @@ def test_lanes_interrupted_by_the_time_budget_resume_to_exact_counts(settings):
     assert set(Memory.objects.filter(user_id="luz").values_list("id", flat=True)) == {m.id for m in held}
 
 
-def test_a_job_of_one_batch_has_no_lanes_and_lanes_are_never_swept_on_their_own(settings, monkeypatch):
+def test_a_job_of_one_batch_has_no_lanes_and_lanes_are_never_swept_on_their_own(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
     settings.DELETION_LANES = 2
     small = _subject("sol", 15)
     job = _new_job({"user_id": "sol"})
@@ -94,9 +98,10 @@ def test_a_job_of_one_batch_has_no_lanes_and_lanes_are_never_swept_on_their_own(
     assert len(lanes_of(job)) == 2
     DeletionJob.objects.update(heartbeat_at=None)
     sent: list = []
-    monkeypatch.setattr(engine, "_send_on_commit", lambda job_id, ticket: sent.append(job_id))
-    assert deletion_jobs_resume_stale(stale_seconds=0) == 1
-    assert sent == [job.id]
+    monkeypatch.setattr(deletion_job_run_task, "delay", lambda job_id, ticket: sent.append(job_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deletion_jobs_resume_stale(stale_seconds=0) == 1
+    assert sent == [str(job.id)]
     assert MemoryTombstone.objects.filter(job__parent=job).exists()
 
 
@@ -127,7 +132,7 @@ def test_a_transaction_that_fails_on_a_row_changed_after_its_snapshot_is_redone_
     mine = _subject("pia", 25)
     job = _new_job({"user_id": "pia"})
     seen: list = []
-    run = engine._BatchStatement.run
+    run = BatchStatement.run
 
     def run_failing_the_second(self, job, **kwargs):
         seen.append((self, kwargs["repeatable_read"], self.careful))
@@ -139,7 +144,7 @@ def test_a_transaction_that_fails_on_a_row_changed_after_its_snapshot_is_redone_
         finally:
             self.sql = good
 
-    monkeypatch.setattr(engine._BatchStatement, "run", run_failing_the_second)
+    monkeypatch.setattr(BatchStatement, "run", run_failing_the_second)
 
     # when
     result = deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=60)
@@ -199,20 +204,21 @@ def test_batches_run_in_repeatable_read_and_the_job_ends_in_read_committed(setti
             cur.execute("SHOW transaction_isolation")
             return cur.fetchone()[0]
 
-    run, finish = engine._BatchStatement.run, engine._finish
+    run = BatchStatement.run
 
     def run_noting(self, job, **kwargs):
         seen.append(("batch", isolation()))
         return run(self, job, **kwargs)
 
-    def finish_noting(job, **kwargs):
+    def finish_noting(sender, job, **kwargs):
         seen.append(("finish", isolation()))
-        return finish(job, **kwargs)
 
-    monkeypatch.setattr(engine._BatchStatement, "run", run_noting)
-    monkeypatch.setattr(engine, "_finish", finish_noting)
-
-    assert deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=60).finished
+    monkeypatch.setattr(BatchStatement, "run", run_noting)
+    deletion_job_finished.connect(finish_noting, dispatch_uid="test-finish-noting")
+    try:
+        assert deletion_job_run(job_id=job.id, batch_size=10, budget_seconds=60).finished
+    finally:
+        deletion_job_finished.disconnect(dispatch_uid="test-finish-noting")
 
     assert seen[-1] == ("finish", "read committed")
     assert {what for what in seen[:-1]} == {("batch", "repeatable read")} and len(seen) >= 4
@@ -244,8 +250,7 @@ def test_after_its_lanes_a_job_reads_the_deleted_scope_once_so_later_reads_skip_
 
     # when: the job runs (its lanes finish, then a lane thread reads the scope while the job ends)
     assert deletion_job_run(job_id=job.id, batch_size=20, budget_seconds=60).finished
-    assert len(lanes_of(job)) == 2 and engine._settle is not None
-    engine._settle.result(timeout=30)
+    assert len(lanes_of(job)) == 2 and scope_settle_wait(timeout=30)
 
     # then: a count of the job's subjects passes their index entries without visiting the heap (marked dead), while
     # the first count of the subject deleted the bare way still visits each of its deleted rows

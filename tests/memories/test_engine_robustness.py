@@ -13,12 +13,12 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from memories.engine import (
-    _straggler_cursor,
     deletion_job_create,
     deletion_job_run,
     deletion_jobs_resume_stale,
     memories_purge_expired,
 )
+from memories.engine.run import straggler_cursor
 from memories.ids import uuid7
 from memories.models import DeletionJob, LegalHold, Memory, MemoryHistory, MemoryTombstone
 from memories.selectors import memory_history
@@ -190,7 +190,7 @@ def test_rows_written_behind_the_cursor_are_caught_by_the_straggler_pass(db):
     job.refresh_from_db()
     pass_one = [i for i in ids if i != behind][:10]
     assert job.cursor == pass_one[-1] and job.deleted_count == 10 and job.passes == 0
-    assert behind < job.cursor and behind > _straggler_cursor(job)
+    assert behind < job.cursor and behind > straggler_cursor(job)
 
     # when: the memory is written behind the cursor (with an UPDATE) while the job runs, and the job goes on
     late = Memory.objects.create(id=behind, text="late", hash="x", user_id="jack")
@@ -199,7 +199,7 @@ def test_rows_written_behind_the_cursor_are_caught_by_the_straggler_pass(db):
 
     # then: pass one went to the end of the scope, the straggler pass caught the late row, and a last straggler
     # pass found nothing
-    assert job.passes == 2 and job.cursor == _straggler_cursor(job)
+    assert job.passes == 2 and job.cursor == straggler_cursor(job)
     tombstones = assert_deleted_exactly(job, ids, history_purged=2)
     assert [t.ids for t in tombstones] == [pass_one, ids[11:21], ids[21:31], [behind]]
     assert not Memory.objects.filter(user_id="jack").exists()

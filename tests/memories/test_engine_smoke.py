@@ -106,12 +106,12 @@ def test_a_batch_reads_its_ids_as_bytes_from_the_binary_uuid_array(db):
     import psycopg
     from django.db import connection
 
-    from memories.engine import _UUID_ARRAY_OID, _IdsBytesLoader
+    from memories.engine.batch import UUID_ARRAY_OID, IdsBytesLoader
 
     ids = sorted(uuid.uuid4() for _ in range(1000))
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cur:
-        cur.adapters.register_loader(_UUID_ARRAY_OID, _IdsBytesLoader)
+        cur.adapters.register_loader(UUID_ARRAY_OID, IdsBytesLoader)
         cur.execute("SELECT %s::uuid[], '{}'::uuid[], NULL::uuid[]", [ids], binary=True)
         assert cur.fetchone() == (b"".join(u.bytes for u in ids), b"", None)
         # what it cannot read as 16-byte values is refused, never guessed
