@@ -201,7 +201,7 @@ class Mem0OssConnector:
         self.backend.delete_entities(pending.get("entity_delete", []))
         for entity_id, linked in pending.get("entity_update", {}).items():
             self.backend.set_entity_links(entity_id, linked)
-        self.history.delete_messages(pending.get("sessions", []))
+        self.history.delete_messages(pending.get("chats", []))
         residue = Residue(
             history_rows=pending.get("history", 0),
             entity_rows=len(pending.get("entity_delete", [])),
