@@ -73,17 +73,14 @@ class PgvectorBackend:
             conninfo = c.connection_string
         else:
             conninfo = f"postgresql://{c.user}:{c.password}@{c.host}:{c.port}/{c.dbname}"
-        if c.sslmode:
-            from mem0.vector_stores.pgvector import _with_sslmode
-
-            conninfo = _with_sslmode(conninfo, c.sslmode)
         return conninfo
 
     def open(self) -> None:
         import psycopg
 
         try:
-            self.conn = psycopg.connect(self.conninfo(), connect_timeout=10)
+            extra = {"sslmode": self.config.sslmode} if self.config.sslmode else {}
+            self.conn = psycopg.connect(self.conninfo(), connect_timeout=10, **extra)
         except psycopg.OperationalError as exc:
             raise StoreUnavailable("PostgreSQL (pgvector) could not be reached") from exc
         self.conn.execute("SET statement_timeout = '120s'")

