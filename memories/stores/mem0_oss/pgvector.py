@@ -229,7 +229,9 @@ class PgvectorBackend:
         self.conn.commit()
 
     def vacuum(self) -> None:
-        """Dead row versions keep the text on disk until PostgreSQL vacuums the table: do it now."""
+        """Dead row versions keep the text in the table's pages until PostgreSQL vacuums it: prune them now. Index
+        cleanup is left to autovacuum (it costs seconds on the HNSW index; Mem0's full-text GIN index keeps the
+        dead rows' lexemes until then), and PostgreSQL does not zero freed space: a residual window to state."""
         from psycopg import sql
 
         self.conn.commit()
@@ -237,7 +239,7 @@ class PgvectorBackend:
         try:
             for table in (self.collection, self.entities):
                 if self.has(table):
-                    self.conn.execute(sql.SQL("VACUUM {}").format(self._table(table)))
+                    self.conn.execute(sql.SQL("VACUUM (INDEX_CLEANUP OFF) {}").format(self._table(table)))
         except Exception:  # noqa: BLE001 - vacuum is best effort (permissions); the rows are already gone
             pass
         finally:
