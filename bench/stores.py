@@ -152,6 +152,8 @@ def build(config: dict[str, Any], n: int) -> list[str]:
         memory.db.save_messages(
             [{"role": "user", "content": f"Bystander{b} hello"}], f"user_id=bystander-{b}"
         )
+    if local:
+        set_local_journal(memory.vector_store.client, journal)
     _close(memory)
     return [pid for pid, _, _ in subject]
 

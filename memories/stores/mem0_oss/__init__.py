@@ -238,8 +238,11 @@ class Mem0OssConnector:
 
     def _dangling_entities(self, scope: dict[str, Any]) -> tuple[list[str], dict[str, list[str]], set[str]]:
         """Entity rows carrying the scope's ids that link memories no longer in the store: those linking none
-        that exists (dropped), those linking some (unlinked), and the vanished memory ids."""
+        that exists (dropped), those linking some (unlinked), and the vanished memory ids. Only for a scope that
+        names whole people/agents/runs: a narrower one reaches its own memories' rows, nothing else."""
         rows: dict[str, list[str]] = {}
+        if not matching.whole_identity(scope):
+            return [], {}, set()
         for ids in self._sessions(scope):
             for entity_id, payload in self.backend.entities_of(ids):
                 linked = payload.get("linked_memory_ids") or []

@@ -81,6 +81,18 @@ def test_erase_removes_the_subject_everywhere_mem0_keeps_it(store, tmp_path):
         assert folder_hits(Path(config["vector_store"]["config"]["path"]), text) == 0, text
 
 
+def test_erase_gives_embedded_qdrant_its_files_back_as_it_keeps_them(store, tmp_path):
+    config, s = store
+    files = sorted(Path(config["vector_store"]["config"]["path"]).rglob("storage.sqlite"))
+    before = [sqlite3.connect(f).execute("PRAGMA journal_mode").fetchone()[0] for f in files]
+
+    Mem0OssConnector(config).erase({"user_id": "alice"}, s["held"], JsonProgress(tmp_path / "p.json"))
+
+    after = [sqlite3.connect(f).execute("PRAGMA journal_mode").fetchone()[0] for f in files]
+    assert len(files) == 2 and before == after == ["delete", "delete"]
+    assert not [f for f in files if Path(f"{f}-wal").exists()]
+
+
 def test_erase_leaves_bystanders_and_held_memories_as_mem0_reads_them(store, tmp_path):
     config, s = store
 

@@ -82,6 +82,24 @@ def test_a_run_out_of_time_resumes_and_a_hold_is_never_deleted(store, tmp_path):
     assert connector.count({"user_id": "alice"}, []).total == 1  # the held one
 
 
+def test_metadata_and_id_scopes_become_sql_on_the_payload(store, tmp_path):
+    config, s = store
+    connector = Mem0OssConnector(config)
+    by_topic, by_id = JsonProgress(tmp_path / "a.json"), JsonProgress(tmp_path / "b.json")
+
+    connector.erase({"user_id": "alice", "metadata": {"topic": "home"}}, [], by_topic)
+    connector.erase({"memory_ids": [s["bob_id"]]}, [], by_id)
+
+    assert len(by_topic.deleted) == 1
+    assert vars(by_topic.residue) == {
+        "history_rows": 2,
+        "entity_rows": 0,
+        "messages": 0,
+    }  # ADD+UPDATE; no chat
+    assert by_id.deleted == [s["bob_id"]] and by_id.residue.entity_rows == 1  # "Bob Sample"
+    assert connector.count({"user_id": "alice"}, []).total == 8
+
+
 def test_mem0s_own_pgvector_class_erases_the_same_way(store, tmp_path):
     config, s = store
     connector = Mem0OssConnector(config, batch_size=3, native=False)
