@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import EraseProgress, Residue, ScopeCount, StoreConfigError, StoreError
+from ..base import EraseProgress, Residue, ScopeCount, StoreConfigError, StoreError, StoreUnavailable
 from . import matching
 from .history import HistoryFile
 
@@ -44,6 +44,7 @@ class Mem0OssConnector:
         *,
         batch_size: int = BATCH,
         native: bool = True,
+        busy_timeout: float = 30.0,
     ):
         """`config` is the dict given to Mem0's `Memory.from_config()`; `secrets` (password, api_key,
         connection_string…) are merged into its `vector_store.config`. `native=False` takes Mem0's own vector-store
@@ -80,7 +81,9 @@ class Mem0OssConnector:
             ) from exc
         self.provider = provider
         self.batch_size = batch_size
-        self.history = HistoryFile(history_path if history_path is not None else _mem0_default_history())
+        self.history = HistoryFile(
+            history_path if history_path is not None else _mem0_default_history(), busy_timeout=busy_timeout
+        )
         self.backend = _backend(provider, validated.config, native)
 
     # --- the Connector protocol ------------------------------------------------------------------------------
@@ -119,8 +122,8 @@ class Mem0OssConnector:
             stale = {pid for pid, _ in self.backend.entities_linked(list(erased_ids), self._sessions(scope))}
             dangling_rows, _, gone = self._dangling_entities(scope)
             stale.update(dangling_rows)
-        history = self.history.count_history(sorted(set(erased_ids) | gone))
-        messages = sum(self.history.session_scopes(scope, holds).values())
+            history = self.history.count_history(sorted(set(erased_ids) | gone))
+            messages = sum(self.history.session_scopes(scope, holds).values())
         return {"vectors": vectors, "entities": len(stale), "history": history, "messages": messages}
 
     # --- count ----------------------------------------------------------------------------------------------
@@ -293,5 +296,31 @@ class _Open:
         self.backend.open()
         return self.backend
 
-    def __exit__(self, *exc: object) -> None:
-        self.backend.close()
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        try:
+            self.backend.close()
+        except Exception:  # noqa: BLE001 - closing after a failure must not hide the failure
+            if error is None:
+                raise
+        if error is not None and not isinstance(error, StoreError) and _transient(error):
+            # A store that went away or a file locked by the application: retried by the workflow. The message
+            # names the kind of failure only (a driver's message may quote data).
+            raise StoreUnavailable(
+                f"the store failed mid-operation ({type(error).__name__}); retry"
+            ) from error
+
+
+def _transient(error: BaseException) -> bool:
+    import sqlite3
+
+    if isinstance(error, sqlite3.OperationalError | ConnectionError | TimeoutError | OSError):
+        return True
+    try:
+        import psycopg
+
+        if isinstance(error, psycopg.OperationalError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    module = type(error).__module__ or ""
+    return module.startswith(("qdrant_client", "httpx", "httpcore", "grpc"))

@@ -19,8 +19,9 @@ CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
 
 
 class HistoryFile:
-    def __init__(self, path: str | None):
+    def __init__(self, path: str | None, busy_timeout: float = 30.0):
         self.path = path if path and path != ":memory:" else None
+        self.busy_timeout = busy_timeout  # how long to wait for the application's write to finish
 
     def exists(self) -> bool:
         return self.path is not None and os.path.isfile(self.path)
@@ -34,7 +35,9 @@ class HistoryFile:
                 "history_db_path: no Mem0 history file at this path", field="history_db_path"
             )
         try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=rw", uri=True, timeout=self.busy_timeout, isolation_level=None
+            )
             conn.execute("PRAGMA secure_delete=ON")
             return conn
         except sqlite3.Error as exc:

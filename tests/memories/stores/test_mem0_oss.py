@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memories.stores.base import StoreConfigError, StoreLocked
+from memories.stores.base import StoreConfigError, StoreLocked, StoreUnavailable
 from memories.stores.mem0_oss import Mem0OssConnector, matching
 
 from .mem0_oss_helpers import (
@@ -213,6 +213,24 @@ def test_a_locked_embedded_qdrant_fails_clearly_and_a_retry_succeeds_once_free(s
     assert progress.deleted == []
     assert connector.erase({"user_id": "alice"}, s["held"], progress) is True
     assert sorted(progress.deleted) == sorted(s["alice_ids"])
+
+
+def test_a_history_file_locked_by_the_application_is_retried_and_then_completes(store, tmp_path):
+    config, s = store
+    connector = Mem0OssConnector(config, batch_size=3, busy_timeout=0.2)
+    path = tmp_path / "p.json"
+    app = sqlite3.connect(config["history_db_path"], isolation_level=None)
+    app.execute("BEGIN EXCLUSIVE")  # the application mid-write
+
+    with pytest.raises(StoreUnavailable, match="retry"):
+        connector.erase({"user_id": "alice"}, s["held"], JsonProgress(path))
+    app.execute("ROLLBACK")
+    app.close()
+
+    assert connector.erase({"user_id": "alice"}, s["held"], JsonProgress(path)) is True
+    done = JsonProgress(path)
+    assert sorted(done.deleted) == sorted(s["alice_ids"])
+    assert vars(done.residue) == {"history_rows": 11, "entity_rows": 2, "messages": 3}
 
 
 def test_test_connection_reports_the_collection_without_personal_data(store):
