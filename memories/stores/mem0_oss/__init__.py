@@ -156,7 +156,10 @@ class Mem0OssConnector:
                     break
                 ids = [pid for pid, _ in batch]
                 sessions = _sessions_of(payload for _, payload in batch)
-                drop, keep = self._entity_plan(ids, sessions)
+                # A whole person/agent/run: their entity rows all carry their ids, and are settled once, after the
+                # memories (below) — not rewritten batch after batch as their links shrink.
+                whole = matching.whole_identity(scope)
+                drop, keep = ([], {}) if whole else self._entity_plan(ids, sessions)
                 state["pending"] = {
                     "ids": ids,
                     "history": self.history.count_history(ids),
@@ -202,8 +205,7 @@ class Mem0OssConnector:
             self.backend.delete(ids)
         self.history.delete_history([*ids, *pending.get("history_ids", [])])
         self.backend.delete_entities(pending.get("entity_delete", []))
-        for entity_id, linked in pending.get("entity_update", {}).items():
-            self.backend.set_entity_links(entity_id, linked)
+        self.backend.set_entity_links(pending.get("entity_update", {}))
         self.history.delete_messages(pending.get("chats", []))
         residue = Residue(
             history_rows=pending.get("history", 0),

@@ -163,11 +163,12 @@ class GenericBackend:
             if self.entity_store.get(vector_id=pid) is not None:
                 self.entity_store.delete(vector_id=pid)
 
-    def set_entity_links(self, entity_id: str, linked: list[str]) -> None:
-        row = self.entity_store.get(vector_id=entity_id)
-        if row is not None:
-            payload = {**(row.payload or {}), "linked_memory_ids": linked}
-            self.entity_store.update(vector_id=entity_id, vector=None, payload=payload)
+    def set_entity_links(self, links: dict[str, list[str]]) -> None:
+        for entity_id, linked in links.items():
+            row = self.entity_store.get(vector_id=entity_id)
+            if row is not None:
+                payload = {**(row.payload or {}), "linked_memory_ids": linked}
+                self.entity_store.update(vector_id=entity_id, vector=None, payload=payload)
 
     def vacuum(self) -> None:
         return None

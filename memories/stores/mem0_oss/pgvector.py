@@ -219,28 +219,40 @@ class PgvectorBackend:
             self.conn.execute(query, (list(ids),))
             self.conn.commit()
 
-    def set_entity_links(self, entity_id: str, linked: list[str]) -> None:
+    def set_entity_links(self, links: dict[str, list[str]]) -> None:
+        """Rewrites the entity rows' linked_memory_ids in one statement."""
         from psycopg import sql
 
+        if not links:
+            return
         query = sql.SQL(
-            "UPDATE {} SET payload = jsonb_set(payload, '{{linked_memory_ids}}', %s::jsonb) WHERE id = %s::uuid"
+            "UPDATE {} AS e SET payload = jsonb_set(e.payload, '{{linked_memory_ids}}', v.linked) "
+            "FROM (SELECT unnest(%s::uuid[]) AS id, unnest(%s::jsonb[]) AS linked) AS v WHERE e.id = v.id"
         ).format(self._table(self.entities))
-        self.conn.execute(query, (json.dumps(linked), entity_id))
+        ids = list(links)
+        self.conn.execute(query, (ids, [json.dumps(links[i]) for i in ids]))
         self.conn.commit()
 
     def vacuum(self) -> None:
         """Dead row versions keep the text in the table's pages until PostgreSQL vacuums it: prune them now. Index
         cleanup is left to autovacuum (it costs seconds on the HNSW index; Mem0's full-text GIN index keeps the
         dead rows' lexemes until then), and PostgreSQL does not zero freed space: a residual window to state."""
+        import psycopg
         from psycopg import sql
 
         self.conn.commit()
         self.conn.autocommit = True
         try:
+            # Autovacuum may already be on the table after the deletes: then it does this job, do not queue.
+            self.conn.execute("SET lock_timeout = '1s'")
             for table in (self.collection, self.entities):
                 if self.has(table):
-                    self.conn.execute(sql.SQL("VACUUM (INDEX_CLEANUP OFF) {}").format(self._table(table)))
-        except Exception:  # noqa: BLE001 - vacuum is best effort (permissions); the rows are already gone
+                    try:
+                        self.conn.execute(sql.SQL("VACUUM (INDEX_CLEANUP OFF) {}").format(self._table(table)))
+                    except psycopg.errors.LockNotAvailable:
+                        pass
+        except psycopg.Error:  # vacuum is best effort (permissions); the rows are already gone
             pass
         finally:
+            self.conn.execute("RESET lock_timeout")
             self.conn.autocommit = False

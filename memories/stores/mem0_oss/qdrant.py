@@ -251,10 +251,18 @@ class QdrantBackend:
                 self.entities, points_selector=models.PointIdsList(points=list(ids)), wait=True
             )
 
-    def set_entity_links(self, entity_id: str, linked: list[str]) -> None:
-        self.client.set_payload(
-            self.entities, payload={"linked_memory_ids": linked}, points=[entity_id], wait=True
-        )
+    def set_entity_links(self, links: dict[str, list[str]]) -> None:
+        from qdrant_client import models
+
+        if not links:
+            return
+        operations = [
+            models.SetPayloadOperation(
+                set_payload=models.SetPayload(payload={"linked_memory_ids": linked}, points=[entity_id])
+            )
+            for entity_id, linked in links.items()
+        ]
+        self.client.batch_update_points(self.entities, update_operations=operations, wait=True)
 
     # --- residue in the embedded files ------------------------------------------------------------------------
     def vacuum(self) -> None:
