@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,20 @@ from mem0.embeddings.base import EmbeddingBase  # noqa: E402
 from memories.stores.base import Residue  # noqa: E402
 
 DIMS = 16
+ROOT = Path(__file__).resolve().parents[3]
+
+# A worker erasing alice in batches of 3 that SIGKILLs itself at a checkpoint (see JsonProgress.kill_at).
+KILLED_RUN = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, {root!r})
+    from tests.memories.stores.mem0_oss_helpers import JsonProgress
+    from memories.stores.mem0_oss import Mem0OssConnector
+    config = json.loads({config!r})
+    progress = JsonProgress(__import__("pathlib").Path({path!r}), kill_at=({point!r}, 2))
+    Mem0OssConnector(config, batch_size=3).erase({{"user_id": "alice"}}, {holds!r}, progress)
+    """
+)
 
 
 class HashEmbedder(EmbeddingBase):

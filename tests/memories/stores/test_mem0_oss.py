@@ -14,6 +14,8 @@ from memories.stores.base import StoreConfigError, StoreLocked, StoreUnavailable
 from memories.stores.mem0_oss import Mem0OssConnector, matching
 
 from .mem0_oss_helpers import (
+    KILLED_RUN,
+    ROOT,
     JsonProgress,
     build_scenario,
     close_memory,
@@ -22,8 +24,6 @@ from .mem0_oss_helpers import (
     open_memory,
     qdrant_config,
 )
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -140,19 +140,6 @@ def test_a_run_whose_time_runs_out_resumes_with_exact_counts(store, tmp_path):
     assert runs >= 2  # batches of 2–3 of the 8 memories, one batch per run
     assert sorted(done.deleted) == sorted(s["alice_ids"])
     assert vars(done.residue) == {"history_rows": 11, "entity_rows": 2, "messages": 3}
-
-
-KILLED_RUN = textwrap.dedent(
-    """
-    import json, sys
-    sys.path.insert(0, {root!r})
-    from tests.memories.stores.mem0_oss_helpers import JsonProgress
-    from memories.stores.mem0_oss import Mem0OssConnector
-    config = json.loads({config!r})
-    progress = JsonProgress(__import__("pathlib").Path({path!r}), kill_at=({point!r}, 2))
-    Mem0OssConnector(config, batch_size=3).erase({{"user_id": "alice"}}, {holds!r}, progress)
-    """
-)
 
 
 @pytest.mark.parametrize("point", ["pending", "done"])

@@ -4,6 +4,9 @@ the store built by Mem0's own PGVector class."""
 from __future__ import annotations
 
 import atexit
+import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -13,6 +16,8 @@ import pytest
 from memories.stores.mem0_oss import Mem0OssConnector
 
 from .mem0_oss_helpers import (
+    KILLED_RUN,
+    ROOT,
     JsonProgress,
     build_scenario,
     file_hits,
@@ -128,3 +133,24 @@ def test_an_unreachable_database_is_reported_without_the_password(tmp_path):
 
     assert ok is False
     assert detail == "PostgreSQL (pgvector) could not be reached"
+
+
+@pytest.mark.parametrize("point", ["pending", "done"])
+def test_a_worker_killed_between_delete_and_commit_resumes_with_exact_counts(store, tmp_path, point):
+    # "pending": killed with the batch's DELETE … RETURNING still uncommitted (PostgreSQL rolls it back);
+    # "done": killed after the commit, before the batch was recorded as deleted.
+    config, s = store
+    path = tmp_path / "p.json"
+    script = KILLED_RUN.format(
+        root=str(ROOT), config=json.dumps(config), path=str(path), point=point, holds=s["held"]
+    )
+
+    killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert JsonProgress(path).state.get("pending")
+
+    assert Mem0OssConnector(config, batch_size=3).erase({"user_id": "alice"}, s["held"], JsonProgress(path))
+
+    done = JsonProgress(path)
+    assert sorted(done.deleted) == sorted(s["alice_ids"])
+    assert vars(done.residue) == {"history_rows": 11, "entity_rows": 2, "messages": 3}
