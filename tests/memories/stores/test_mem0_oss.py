@@ -300,3 +300,23 @@ def test_metadata_containment_follows_jsonb():
     assert not matching.contains(payload, {"tags": "x"})
     assert not matching.contains(payload, {"n": True})
     assert not matching.contains(payload, {"topic": "work"})
+
+
+def test_the_payload_filters_sent_to_a_qdrant_server_select_the_same_points(store, tmp_path):
+    # No Qdrant server here: embedded Qdrant evaluates the same filter models a server would receive.
+    from memories.stores.mem0_oss.qdrant import QdrantBackend
+
+    class FilteringQdrant(QdrantBackend):
+        def _filter(self, flt):
+            return flt
+
+    config, s = store
+    connector = Mem0OssConnector(config, batch_size=3)
+    connector.backend = FilteringQdrant(connector.backend.config)
+    progress = JsonProgress(tmp_path / "p.json")
+
+    assert connector.count({"user_id": ["alice", "carol"], "metadata": {"topic": "home"}}, []).total == 1
+    assert connector.erase({"user_id": "alice"}, s["held"], progress) is True
+
+    assert sorted(progress.deleted) == sorted(s["alice_ids"])
+    assert vars(progress.residue) == {"history_rows": 11, "entity_rows": 2, "messages": 3}
