@@ -317,6 +317,10 @@ def _only_first_request() -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["stores"]:  # `python -m bench stores`: Mem0 OSS stores (bench/stores.py)
+        from .stores import main as stores_main
+
+        return stores_main(sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--keep", action="store_true", help="keep the bench databases afterwards")
     parser.add_argument("--mem0-n", type=int, default=10_000)
