@@ -25,6 +25,10 @@ urlpatterns = [
     path("privacy-team/requests/<uuid:pk>/<slug:action>/", views.request_action, name="request-action"),
     path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
     path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),
+    path("privacy-team/stores/", views.stores, name="stores"),
+    path("privacy-team/stores/<uuid:pk>/", views.store_edit, name="store-edit"),
+    path("privacy-team/stores/<uuid:pk>/test/", views.store_test_view, name="store-test"),
+    path("privacy-team/stores/<uuid:pk>/disable/", views.store_disable_view, name="store-disable"),
     path("privacy-team/exports/", views.exports, name="exports"),
     path("privacy-team/exports/download/", views.export_download, name="export-download"),
 ]

@@ -17,6 +17,7 @@ from memories.auth import IsStaffKey
 from memories.models import LegalHold
 
 from .. import selectors, services
+from ..services.stores import StoreUnreachable
 from ..models import TRANSITIONS, Action, ErasureRequest, Regulation, State
 from . import serializers as s
 
@@ -37,6 +38,9 @@ class StaffApi(APIView):
             return Response(body, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, services.ErasureInputError):
             return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(exc, StoreUnreachable):  # a connected store could not be counted: say which
+            body = {"error": exc.message, "store": exc.store_name}
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return super().handle_exception(exc)
 
 

@@ -18,6 +18,7 @@ from memories.services import write_block_lift, write_block_place
 
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
+from . import stores as connected_stores
 from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
 from .errors import IllegalTransition, VerificationIncomplete
 from .messages import completion_mail_send
@@ -33,14 +34,17 @@ def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
         return None
     try:
         if job.status == DeletionJob.Status.SUCCEEDED:
+            if not connected_stores.stores_ready_for_deletion(request=request):
+                return request  # the last connected store's job to finish moves the request on
+            totals = connected_stores.deletion_totals(request=request, job=job)  # all stores added up
             request = compare_and_set(
                 request,
                 Action.COMPLETE_DELETION,
                 guard=Q(approved_at__isnull=False),
                 deleted_at=timezone.now(),
-                deleted_count=job.deleted_count,
-                held_count=job.held_count,
-                history_purged_count=job.history_purged_count,
+                deleted_count=totals["deleted"],
+                held_count=totals["held"],
+                history_purged_count=totals["history_purged"],
                 deleted_ids_digest=job.digest,
                 failure_reason="",
             )
@@ -166,6 +170,7 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             raise VerificationIncomplete("residue after the final sweep")
         if residue["deletion_jobs_with_clear_scope"] or residue["write_blocks_in_clear"]:
             raise VerificationIncomplete("other jobs still hold the subject's identifiers")
+        stores_verified = connected_stores.erasure_request_stores_verify(request=request)  # raises on residue
         verification = {
             "memories_remaining": 0,
             "history_text_remaining": 0,
@@ -176,6 +181,8 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             "checked_tables": CHECKED_TABLES,
             "checked_at": timezone.now().isoformat(),
         }
+        if stores_verified:
+            verification["stores"] = stores_verified
         request = compare_and_set(
             request, Action.VERIFY, verified_at=timezone.now(), verification=verification
         )
@@ -233,6 +240,7 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
     request.scope = {}
     request.scoped_by_agent = hashed(request.scoped_by_agent)
     request.scoped_by_run = hashed(request.scoped_by_run)
+    request.scoped_stores = connected_stores.pseudonymised_store_counts(request.scoped_stores)
     request.pseudonymised_at = timezone.now()
     request.save(
         update_fields=[
@@ -241,6 +249,7 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
             "scope",
             "scoped_by_agent",
             "scoped_by_run",
+            "scoped_stores",
             "pseudonymised_at",
             "updated_at",
         ]

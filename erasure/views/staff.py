@@ -27,6 +27,7 @@ from ..forms import (
     VerifyIdentityForm,
 )
 from ..models import ErasureRequest, State
+from ..services.stores import StoreUnreachable
 from .staff_auth import staff_actor, staff_required
 
 logger = logging.getLogger(__name__)
@@ -188,6 +189,7 @@ def request_progress(request: HttpRequest, pk: str) -> JsonResponse:
             "total": data.get("total"),
             "job_status": data.get("job_status"),
             "percent": data.get("percent"),
+            "stores": data.get("stores") or [],
             "running": _is_running(erasure),
         }
     )
@@ -265,6 +267,8 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
         )
     except (ScopeError, services.ErasureInputError) as exc:
         messages.error(request, f"Cannot {action.replace('-', ' ')}: {exc}")
+    except StoreUnreachable as exc:  # a connected store could not be counted
+        messages.error(request, f"Cannot {action.replace('-', ' ')}: {exc.message}")
     else:
         messages.success(request, done)
     return redirect("erasure_pages:request-detail", pk=erasure.pk)
