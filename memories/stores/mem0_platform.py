@@ -1,6 +1,7 @@
 """Connector for Mem0 Platform or any Mem0-compatible REST service (another instance of this service included).
 
-config: {"host": URL, optional "org_id", "project_id", "timeout" (s), "retries", "backoff" (s)};
+config: {"host": URL, optional "org_id", "project_id", "timeout" (s), "retries", "backoff" (s), "batch_size"
+(ids per DELETE /v1/batch/ call, at most 1,000)};
 secrets: {"api_key": …} (sent as `Authorization: Token …`).
 
 Counting pages `POST /v3/memories/` (200 a page, expired memories included). Erasing lists the scope first (the ids
@@ -35,7 +36,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 ENTITY_KEYS = ("user_id", "agent_id", "app_id", "run_id")
-CONFIG_KEYS = ("host", "org_id", "project_id", "timeout", "retries", "backoff")
+CONFIG_KEYS = ("host", "org_id", "project_id", "timeout", "retries", "backoff", "batch_size")
 PAGE_SIZE = 200
 BATCH_LIMIT = 1000
 MAX_RETRY_AFTER = 60.0
@@ -65,7 +66,7 @@ def validate_config(config: Any, secrets: Any) -> None:
     for key in ("org_id", "project_id"):
         if key in config and not isinstance(config[key], str):
             raise StoreConfigError(f"{key} must be a string", f"config.{key}")
-    for key, low, high in (("timeout", 0.1, 600), ("retries", 0, 20), ("backoff", 0, 60)):
+    for key, low, high in (("timeout", 0.1, 600), ("retries", 0, 20), ("backoff", 0, 60), ("batch_size", 1, BATCH_LIMIT)):
         value = config.get(key)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high
@@ -163,6 +164,7 @@ class Mem0PlatformConnector:
         self.params = {k: config[k] for k in ("org_id", "project_id") if config.get(k)}
         self.retries = int(config.get("retries", 5))
         self.backoff = float(config.get("backoff", 1.0))
+        self.batch_size = int(config.get("batch_size", BATCH_LIMIT))
         self._client = httpx.Client(
             base_url=self.host,
             headers={"Authorization": f"Token {secrets['api_key']}", "Accept": "application/json"},
@@ -369,7 +371,7 @@ class Mem0PlatformConnector:
         ids = list(state.get("ids") or [])
         done = int(state.get("done", 0))
         while done < len(ids) and progress.time_left() > 0:
-            chunk = ids[done : done + BATCH_LIMIT]
+            chunk = ids[done : done + self.batch_size]
             data = self._json(
                 self._call("DELETE", "/v1/batch/", body={"memories": [{"memory_id": i} for i in chunk]})
             )
