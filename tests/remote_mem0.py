@@ -238,7 +238,13 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_DELETE = do_PUT = _handle  # noqa: N815
+            def _guarded(self) -> None:
+                try:
+                    self._handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller was killed or gave up: nothing to answer
+
+            do_GET = do_POST = do_DELETE = do_PUT = _guarded  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.server.daemon_threads = True

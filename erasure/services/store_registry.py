@@ -117,8 +117,8 @@ def store_update(
     enabled: Any = _UNSET,
 ) -> Store:
     """Changes what is given (secrets replace the stored ones as a whole; {} clears them). The built-in store
-    can only be renamed… not even that: it keeps its name and is always enabled. Raises ErasureInputError,
-    StoreBusy while an erasure of the store is unfinished. Side effects: the row, one audit entry."""
+    keeps its name, takes no config and is always enabled. Raises ErasureInputError, or StoreBusy while an
+    erasure of the store is unfinished (config, secrets, disabling). Side effects: the row, one audit entry."""
     store = Store.objects.select_for_update().get(id=store.id)
     if store.is_builtin:
         if (name is not _UNSET and name != store.name) or (enabled is not _UNSET and not enabled):
@@ -148,7 +148,7 @@ def store_update(
             changed.append("config")
         if secrets is not _UNSET:
             store.secrets_encrypted = secrets_encrypt(new_secrets)
-            changed.append("secrets")
+            changed.append("secrets_encrypted")
         store.last_check_ok, store.last_check_detail, store.last_check_at = None, "", None
         changed += ["last_check_ok", "last_check_detail", "last_check_at"]
     if enabled is not _UNSET and bool(enabled) != store.enabled:
@@ -159,7 +159,10 @@ def store_update(
         audit_append(
             actor=actor,
             action="store.updated",
-            data=_audit_data(store, changed=[c for c in changed if not c.startswith("last_check")]),
+            data=_audit_data(
+                store,
+                changed=[c.replace("_encrypted", "") for c in changed if not c.startswith("last_check")],
+            ),
         )
     return store
 
