@@ -28,6 +28,13 @@ def _json_object(value: str, field: str) -> dict[str, Any] | None:
     return parsed
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """Never renders a value: a form shown again after an error does not echo the secrets back."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 class StoreForm(forms.Form):
     name = forms.CharField(
         label="Name", max_length=64, help_text="Lower-case letters, digits, '.', '_' or '-'; shown in proofs."
@@ -44,7 +51,7 @@ class StoreForm(forms.Form):
     secrets = forms.CharField(
         label="Secrets (JSON)",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off", "class": "mono"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off", "class": "mono"}),
         help_text='Write-only, encrypted at rest, e.g. {"api_key": "…"}. Leave empty to keep the stored secrets.',
     )
     enabled = forms.BooleanField(label="Enabled: every erasure reaches this store", required=False, initial=True)
