@@ -21,7 +21,7 @@ def _json_object(value: str, field: str) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(value)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ValidationError(f"{field} must be JSON: {exc.msg} (line {exc.lineno})") from None
     if not isinstance(parsed, dict):
         raise ValidationError(f"{field} must be a JSON object")
@@ -45,16 +45,23 @@ class StoreForm(forms.Form):
     config = forms.CharField(
         label="Config (JSON)",
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "mono"}),
-        help_text="Mem0 Platform: " + CONFIG_HELP["mem0_platform"] + ". Mem0 OSS: " + CONFIG_HELP["mem0_oss"]
+        help_text="Mem0 Platform: "
+        + CONFIG_HELP["mem0_platform"]
+        + ". Mem0 OSS: "
+        + CONFIG_HELP["mem0_oss"]
         + ". No credentials here.",
     )
     secrets = forms.CharField(
         label="Secrets (JSON)",
         required=False,
-        widget=WriteOnlyTextarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off", "class": "mono"}),
+        widget=WriteOnlyTextarea(
+            attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off", "class": "mono"}
+        ),
         help_text='Write-only, encrypted at rest, e.g. {"api_key": "…"}. Leave empty to keep the stored secrets.',
     )
-    enabled = forms.BooleanField(label="Enabled: every erasure reaches this store", required=False, initial=True)
+    enabled = forms.BooleanField(
+        label="Enabled: every erasure reaches this store", required=False, initial=True
+    )
 
     def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

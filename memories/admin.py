@@ -132,4 +132,5 @@ class MemoryAdmin(ReadOnlyAdmin):
     )
     fields = readonly_fields
 
+
 from .stores import admin as _stores_admin  # noqa: E402,F401  (registers the store registry's admin)

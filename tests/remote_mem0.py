@@ -89,7 +89,12 @@ class RemoteService:
 
     def _manage(self, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
@@ -99,7 +104,9 @@ class RemoteService:
         self.logs.append(log)
         handle = open(log, "w")  # noqa: SIM115 - closed with the process
         self.procs.append(
-            subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+            subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
         )
 
     def _wait_ready(self, timeout: float = 90) -> None:
@@ -111,7 +118,9 @@ class RemoteService:
                     raise RuntimeError(f"remote {log.name} exited:\n{log.read_text()[-3000:]}")
             if not web_ok:
                 try:
-                    web_ok = httpx.get(f"{self.url}/v1/ping/", headers=self.headers, timeout=2).status_code == 200
+                    web_ok = (
+                        httpx.get(f"{self.url}/v1/ping/", headers=self.headers, timeout=2).status_code == 200
+                    )
                 except httpx.HTTPError:
                     pass
             worker_ok = worker_ok or "ready." in self.logs[1].read_text(errors="replace")
@@ -206,7 +215,9 @@ class FaultProxy:
                 path = urlsplit(self.path).path
                 with proxy.lock:
                     proxy.calls.append((self.command, path))
-                    action = next((a for rule in proxy.rules if (a := rule(self.command, path)) is not None), None)
+                    action = next(
+                        (a for rule in proxy.rules if (a := rule(self.command, path)) is not None), None
+                    )
                 action = action or {}
                 if action.get("drop"):
                     self.close_connection = True

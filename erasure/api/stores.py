@@ -50,7 +50,17 @@ class StoreOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Store
-        fields = ["id", "name", "kind", "config", "has_secrets", "enabled", "last_check", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "config",
+            "has_secrets",
+            "enabled",
+            "last_check",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class TestOutput(serializers.Serializer):
@@ -75,7 +85,9 @@ class StoreListCreateApi(StaffApi):
         workflow.builtin_store()
         return Response(StoreOutput(Store.objects.order_by("created_at", "name"), many=True).data)
 
-    @extend_schema(operation_id="stores_create", request=StoreInput, responses={201: StoreOutput, 400: BAD_INPUT})
+    @extend_schema(
+        operation_id="stores_create", request=StoreInput, responses={201: StoreOutput, 400: BAD_INPUT}
+    )
     def post(self, request: Request) -> Response:
         data = StoreInput(data=request.data if request.data is not None else {})
         data.is_valid(raise_exception=True)

@@ -17,8 +17,8 @@ from memories.auth import IsStaffKey
 from memories.models import LegalHold
 
 from .. import selectors, services
-from ..services.stores import StoreUnreachable
 from ..models import TRANSITIONS, Action, ErasureRequest, Regulation, State
+from ..services.stores import StoreUnreachable
 from . import serializers as s
 
 CONFLICT = OpenApiResponse(s.ConflictOutput, description="Illegal transition: the state and allowed actions")

@@ -175,7 +175,9 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
             "held": counts["held"],
             "agents": len(counts["by_agent"]),
             "runs": len(counts["by_run"]),
-            "stores": [{"store": e["store"], "total": e["total"], "held": e["held"]} for e in counts["stores"]],
+            "stores": [
+                {"store": e["store"], "total": e["total"], "held": e["held"]} for e in counts["stores"]
+            ],
         },
     )
     return request

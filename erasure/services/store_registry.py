@@ -29,7 +29,9 @@ class StoreBusy(Exception):
 
     def __init__(self, store: Store, message: str = ""):
         self.store = store
-        self.message = message or f"store {store.name} has an erasure in progress; change it once it has finished"
+        self.message = (
+            message or f"store {store.name} has an erasure in progress; change it once it has finished"
+        )
         super().__init__(self.message)
 
 
@@ -42,7 +44,9 @@ def _refuse_secrets_in_config(value: Any, path: str = "config") -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _refuse_secrets_in_config(item, f"{path}[{index}]")
-    elif isinstance(value, str) and re.match(r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", value, re.IGNORECASE):
+    elif isinstance(value, str) and re.match(
+        r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", value, re.IGNORECASE
+    ):
         raise ErasureInputError(path, "a URL with a password: put the password in secrets")
 
 
@@ -66,9 +70,7 @@ def _check_name(name: Any) -> str:
 
 def store_is_busy(store: Store) -> bool:
     """An erasure job of this store has not finished, or failed and waits for a retry."""
-    return StoreJob.objects.filter(
-        store=store, status__in=[*StoreJob.OPEN, StoreJob.Status.FAILED]
-    ).exists()
+    return StoreJob.objects.filter(store=store, status__in=[*StoreJob.OPEN, StoreJob.Status.FAILED]).exists()
 
 
 def _audit_data(store: Store, **extra: Any) -> dict[str, Any]:
@@ -85,7 +87,13 @@ def _audit_data(store: Store, **extra: Any) -> dict[str, Any]:
 
 @transaction.atomic
 def store_create(
-    *, name: str, kind: str, config: dict[str, Any], secrets: dict[str, Any] | None, actor: str, enabled: bool = True
+    *,
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    secrets: dict[str, Any] | None,
+    actor: str,
+    enabled: bool = True,
 ) -> Store:
     """Registers a connected store. Raises ErasureInputError naming the field (name, kind, config.…, secrets.…).
     Side effects: one Store row (secrets encrypted), one audit entry."""
@@ -98,7 +106,11 @@ def store_create(
     try:
         with transaction.atomic():
             store = Store.objects.create(
-                name=name, kind=kind, config=config, secrets_encrypted=secrets_encrypt(secrets), enabled=enabled
+                name=name,
+                kind=kind,
+                config=config,
+                secrets_encrypted=secrets_encrypt(secrets),
+                enabled=enabled,
             )
     except IntegrityError:
         raise ErasureInputError("name", "a store with this name exists") from None
@@ -193,7 +205,11 @@ def store_test(*, store: Store, actor: str) -> tuple[bool, str]:
     detail = (detail or "")[:300]
     now = timezone.now()
     with transaction.atomic():
-        Store.objects.filter(id=store.id).update(last_check_ok=ok, last_check_detail=detail, last_check_at=now)
-        audit_append(actor=actor, action="store.tested", data={"store": str(store.id), "name": store.name, "ok": ok})
+        Store.objects.filter(id=store.id).update(
+            last_check_ok=ok, last_check_detail=detail, last_check_at=now
+        )
+        audit_append(
+            actor=actor, action="store.tested", data={"store": str(store.id), "name": store.name, "ok": ok}
+        )
     store.last_check_ok, store.last_check_detail, store.last_check_at = ok, detail, now
     return ok, detail

@@ -12,7 +12,7 @@ from typing import Any
 from memories.models import DeletionJob, Store, StoreJob
 from memories.pseudonyms import pseudonym
 from memories.stores.base import StoreError
-from memories.stores.jobs import store_job_create, store_job_retry
+from memories.stores.jobs import store_job_create, store_job_reopen, store_job_retry
 from memories.stores.mem0_platform import OUTSIDE_REACH as PLATFORM_OUTSIDE_REACH
 from memories.stores.registry import connector_for
 
@@ -22,7 +22,7 @@ from .errors import VerificationIncomplete
 
 logger = logging.getLogger(__name__)
 
-OUTSIDE_REACH = {
+OUTSIDE_REACH: dict[str, str] = {
     Store.Kind.BUILTIN: "Backups and write-ahead logs of this service's database, within the residual windows below.",
     Store.Kind.MEM0_PLATFORM: PLATFORM_OUTSIDE_REACH,
     Store.Kind.MEM0_OSS: (
@@ -56,7 +56,9 @@ def builtin_store() -> Store:
 def enabled_stores() -> list[Store]:
     """The built-in store first, then the enabled connected stores in the order they were added."""
     builtin = builtin_store()
-    others = Store.objects.filter(enabled=True).exclude(kind=Store.Kind.BUILTIN).order_by("created_at", "name")
+    others = (
+        Store.objects.filter(enabled=True).exclude(kind=Store.Kind.BUILTIN).order_by("created_at", "name")
+    )
     return [builtin, *others]
 
 
@@ -133,14 +135,20 @@ def stores_ready_for_deletion(*, request: ErasureRequest) -> bool:
     jobs finishing at once (the engine's and a store's, each in its own transaction) cannot both see the other
     unfinished: the second waits for the first to commit, then sees it."""
     ErasureRequest.objects.select_for_update().filter(id=request.id).first()
-    return not StoreJob.objects.filter(requested_by=request.reference).exclude(
-        status=StoreJob.Status.SUCCEEDED
-    ).exists()
+    return (
+        not StoreJob.objects.filter(requested_by=request.reference)
+        .exclude(status=StoreJob.Status.SUCCEEDED)
+        .exists()
+    )
 
 
 def deletion_totals(*, request: ErasureRequest, job: DeletionJob) -> dict[str, int]:
     """The request's counts when it becomes `deleted`: the built-in store's job plus every connected store's."""
-    totals = {"deleted": job.deleted_count, "held": job.held_count, "history_purged": job.history_purged_count}
+    totals = {
+        "deleted": job.deleted_count,
+        "held": job.held_count,
+        "history_purged": job.history_purged_count,
+    }
     for store_job in StoreJob.objects.filter(requested_by=request.reference):
         totals["deleted"] += store_job.deleted_count
         totals["held"] += store_job.held_count
@@ -160,18 +168,24 @@ def erasure_request_store_job_finished(*, job: StoreJob) -> ErasureRequest | Non
         if request.state in (State.SCOPED, State.DELETED):
             return erasure_request_fail(request=request, reason=f"store {job.store.name}: {job.error}"[:200])
         return request
-    builtin = DeletionJob.objects.filter(id=request.deletion_job_id).first() if request.deletion_job_id else None
+    builtin = (
+        DeletionJob.objects.filter(id=request.deletion_job_id).first() if request.deletion_job_id else None
+    )
     if builtin is not None and builtin.status == DeletionJob.Status.SUCCEEDED:
         return erasure_request_job_finished(job=builtin)  # checks that every store's job has succeeded
     return request
 
 
 def erasure_request_stores_retry(*, request: ErasureRequest) -> int:
-    """At `retry`: sends again every failed store job of the request (each resumes from its saved state).
-    Returns how many; the succeeded ones are left alone."""
+    """At `retry`: sends again every failed store job of the request (each resumes from its saved state); the
+    succeeded ones are left alone, unless the request failed at verification (it had reached `deleted`): then
+    they make another pass too, so that what the verification found in a store is erased. Returns how many."""
     reopened = 0
-    for job in StoreJob.objects.filter(requested_by=request.reference, status=StoreJob.Status.FAILED):
-        reopened += int(store_job_retry(job_id=job.id))
+    for job in StoreJob.objects.filter(requested_by=request.reference):
+        if job.status == StoreJob.Status.FAILED:
+            reopened += int(store_job_retry(job_id=job.id))
+        elif job.status == StoreJob.Status.SUCCEEDED and request.deleted_at is not None:
+            reopened += int(store_job_reopen(job_id=job.id, scope=engine_scope(request)))
     return reopened
 
 
@@ -215,7 +229,11 @@ def pseudonymised_store_counts(stores: list[dict[str, Any]] | None) -> list[dict
         return {(pseudonym(k) if k != NONE_KEY else NONE_KEY): v for k, v in (counts or {}).items()}
 
     return [
-        {**entry, "by_agent": hashed(entry.get("by_agent") or {}), "by_run": hashed(entry.get("by_run") or {})}
+        {
+            **entry,
+            "by_agent": hashed(entry.get("by_agent") or {}),
+            "by_run": hashed(entry.get("by_run") or {}),
+        }
         for entry in (stores or [])
     ]
 
@@ -263,7 +281,9 @@ def stores_progress(*, request: ErasureRequest, builtin: dict[str, Any]) -> list
                 "deleted": done,
                 "total": total,
                 "held": held,
-                "percent": 100 if job.status == StoreJob.Status.SUCCEEDED else _percent(done, (total or 0) - held),
+                "percent": 100
+                if job.status == StoreJob.Status.SUCCEEDED
+                else _percent(done, (total or 0) - held),
                 "error": job.error,
             }
         )
@@ -294,12 +314,15 @@ def certificate_stores(*, request: ErasureRequest) -> list[dict[str, Any]]:
         {
             "store": builtin.name,
             "kind": builtin.kind,
-            "scoped": (scoped.get(builtin.name) or {}).get("total", request.scoped_total if not scoped else None),
+            "scoped": (scoped.get(builtin.name) or {}).get(
+                "total", request.scoped_total if not scoped else None
+            ),
             "deleted": (request.deleted_count or 0) - sum(j.deleted_count for j in jobs),
             "held": (request.held_count or 0) - sum(j.held_count for j in jobs),
             "deleted_ids_digest": request.deleted_ids_digest,
             "residue_purged": {
-                "history_rows": (request.history_purged_count or 0) - sum(j.history_rows_purged for j in jobs),
+                "history_rows": (request.history_purged_count or 0)
+                - sum(j.history_rows_purged for j in jobs),
                 "entity_rows": 0,
                 "chat_messages": 0,
             },
@@ -325,4 +348,3 @@ def certificate_stores(*, request: ErasureRequest) -> list[dict[str, Any]]:
             }
         )
     return entries
-

@@ -47,7 +47,9 @@ def stores(request: HttpRequest) -> HttpResponse:
         except ErasureInputError as exc:
             _form_error(form, exc)
         else:
-            messages.success(request, f"Store {store.name} added. Test its connection before the next erasure.")
+            messages.success(
+                request, f"Store {store.name} added. Test its connection before the next erasure."
+            )
             return redirect("erasure_pages:stores")
     status = 400 if request.method == "POST" else 200
     return render(
@@ -83,7 +85,10 @@ def store_edit(request: HttpRequest, pk: str) -> HttpResponse:
             return redirect("erasure_pages:stores")
     status = 400 if request.method == "POST" else 200
     return render(
-        request, "erasure/staff/store_edit.html", {"store": store, "form": form, "nav": "stores"}, status=status
+        request,
+        "erasure/staff/store_edit.html",
+        {"store": store, "form": form, "nav": "stores"},
+        status=status,
     )
 
 

@@ -38,7 +38,16 @@ class StoreAdmin(_ReadOnly):
 
 @admin.register(StoreJob)
 class StoreJobAdmin(_ReadOnly):
-    list_display = ["id", "store", "requested_by", "status", "deleted_count", "held_count", "attempts", "created_at"]
+    list_display = [
+        "id",
+        "store",
+        "requested_by",
+        "status",
+        "deleted_count",
+        "held_count",
+        "attempts",
+        "created_at",
+    ]
     list_filter = ["status", "store"]
     search_fields = ["requested_by"]
     exclude = ["scope", "state"]  # the clear scope of an open job holds the subject's ids

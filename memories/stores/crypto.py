@@ -66,7 +66,9 @@ def _fernet() -> MultiFernet:
         try:
             return MultiFernet([Fernet(k.strip().encode()) for k in configured.split(",") if k.strip()])
         except ValueError as exc:
-            raise ImproperlyConfigured("STORE_SECRETS_KEY must hold Fernet keys (urlsafe base64, 32 bytes)") from exc
+            raise ImproperlyConfigured(
+                "STORE_SECRETS_KEY must hold Fernet keys (urlsafe base64, 32 bytes)"
+            ) from exc
     if not _autogenerate_allowed():
         raise ImproperlyConfigured("set STORE_SECRETS_KEY to store the secrets of connected memory stores")
     return MultiFernet([Fernet(_dev_key(Path(settings.VAR_DIR) / DEV_KEY_NAME))])

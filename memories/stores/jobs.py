@@ -234,6 +234,25 @@ def store_job_retry(*, job_id: uuid.UUID | str) -> bool:
     return bool(updated)
 
 
+def store_job_reopen(*, job_id: uuid.UUID | str, scope: dict[str, Any]) -> bool:
+    """SUCCEEDED → PENDING for another pass over the scope (given again: a finished job keeps none), sent on commit:
+    the store is listed afresh and whatever matches now is erased; ids recorded before are not counted again.
+    Used when a request's verification found the subject in the store again. Returns whether it did."""
+    clean = validate_scope(scope)
+    with transaction.atomic():
+        updated = StoreJob.objects.filter(id=job_id, status=StoreJob.Status.SUCCEEDED).update(
+            status=StoreJob.Status.PENDING,
+            scope=clean,
+            state={},
+            error="",
+            finished_at=None,
+            heartbeat_at=timezone.now(),
+        )
+        if updated:
+            _send_on_commit(uuid.UUID(str(job_id)))
+    return bool(updated)
+
+
 def store_jobs_resume_stale(*, stale_seconds: float | None = None) -> int:
     """Re-sends open jobs whose heartbeat is older than stale_seconds (a killed worker, a lost message). A copy
     that finds the job running elsewhere leaves (advisory lock). Side effects: heartbeat_at, messages on commit."""

@@ -66,7 +66,12 @@ def validate_config(config: Any, secrets: Any) -> None:
     for key in ("org_id", "project_id"):
         if key in config and not isinstance(config[key], str):
             raise StoreConfigError(f"{key} must be a string", f"config.{key}")
-    for key, low, high in (("timeout", 0.1, 600), ("retries", 0, 20), ("backoff", 0, 60), ("batch_size", 1, BATCH_LIMIT)):
+    for key, low, high in (
+        ("timeout", 0.1, 600),
+        ("retries", 0, 20),
+        ("backoff", 0, 60),
+        ("batch_size", 1, BATCH_LIMIT),
+    ):
         value = config.get(key)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high
@@ -195,7 +200,9 @@ class Mem0PlatformConnector:
         for attempt in range(self.retries + 1):
             wait = min(self.backoff * 2**attempt, 30.0)
             try:
-                response = self._client.request(method, path, params={**self.params, **(params or {})}, json=body)
+                response = self._client.request(
+                    method, path, params={**self.params, **(params or {})}, json=body
+                )
             except httpx.TimeoutException:
                 last = "timed out"
             except httpx.TransportError:
@@ -223,7 +230,9 @@ class Mem0PlatformConnector:
         try:
             return response.json()
         except ValueError:
-            raise StoreError(f"the store answered something other than JSON to {response.request.url.path}") from None
+            raise StoreError(
+                f"the store answered something other than JSON to {response.request.url.path}"
+            ) from None
 
     # --- reads -----------------------------------------------------------------------------------------------
 
@@ -307,7 +316,11 @@ class Mem0PlatformConnector:
         return False
 
     def _phase_list(
-        self, scope: dict[str, Any], holds: Sequence[dict[str, Any]], progress: EraseProgress, state: dict[str, Any]
+        self,
+        scope: dict[str, Any],
+        holds: Sequence[dict[str, Any]],
+        progress: EraseProgress,
+        state: dict[str, Any],
     ) -> None:
         memories = self._list(scope)
         unheld = sorted(str(m["id"]) for m in memories if not any(matches(m, h) for h in holds if h))
@@ -332,14 +345,16 @@ class Mem0PlatformConnector:
         """One DELETE /v1/memories/ per user id (with the scope's other entity ids), each polled to its end.
         Returns False when the time budget ran out while polling."""
         events: dict[str, str] = dict(state.get("events") or {})
-        narrowing = {k: scope[k] for k in ("agent_id", "app_id", "run_id") if k in scope}
+        narrowing: dict[str, Any] = {k: scope[k] for k in ("agent_id", "app_id", "run_id") if k in scope}
         if any(isinstance(v, list) for v in narrowing.values()):  # the query takes one value per key
             progress.checkpoint(state={**state, "phase": "batch", "batch_only": True})
             return True
         for index, user_id in enumerate(_values(scope, "user_id")):
             key = str(index)
             if key not in events:
-                data = self._json(self._call("DELETE", "/v1/memories/", params={"user_id": user_id, **narrowing}))
+                data = self._json(
+                    self._call("DELETE", "/v1/memories/", params={"user_id": user_id, **narrowing})
+                )
                 event_id = data.get("event_id") if isinstance(data, dict) else None
                 if not event_id:  # a service that deletes synchronously: nothing to poll
                     event_id = ""
@@ -350,11 +365,15 @@ class Mem0PlatformConnector:
                 continue
             while True:
                 response = self._call("GET", f"/v1/event/{event_id}/", allow=(404,))
-                status = "SUCCEEDED" if response.status_code == 404 else str(self._json(response).get("status"))
+                status = (
+                    "SUCCEEDED" if response.status_code == 404 else str(self._json(response).get("status"))
+                )
                 if status == "SUCCEEDED":
                     break
                 if status == "FAILED":  # fall back to deleting the listed ids in batches
-                    progress.checkpoint(state={**state, "events": events, "phase": "batch", "batch_only": True})
+                    progress.checkpoint(
+                        state={**state, "events": events, "phase": "batch", "batch_only": True}
+                    )
                     return True
                 if progress.time_left() <= 0:
                     return False

@@ -21,7 +21,9 @@ def _mem0_oss_module() -> Any:
 def _mem0_oss_shape(config: Any) -> None:
     """The shape Memory.from_config() needs to reach the data (used when the connector gives no validator)."""
     if not isinstance(config, dict):
-        raise StoreConfigError("config must be a JSON object (the dict given to Memory.from_config())", "config")
+        raise StoreConfigError(
+            "config must be a JSON object (the dict given to Memory.from_config())", "config"
+        )
     vector_store = config.get("vector_store")
     if not isinstance(vector_store, dict):
         raise StoreConfigError("vector_store is required: {provider, config}", "config.vector_store")

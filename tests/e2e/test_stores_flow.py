@@ -131,14 +131,19 @@ def test_a_store_that_keeps_failing_fails_the_request_naming_it_and_retry_resume
     remote_ids = remote_mem0.add(user_id=user, count=5)
     store = connect_store(staff_api, remote_mem0, fault_proxy.url, retries=0)
     down = {"on": True}
-    fault_proxy.rules.append(lambda method, path: {"status": 500} if down["on"] and method == "DELETE" else None)
+    fault_proxy.rules.append(
+        lambda method, path: {"status": 500} if down["on"] and method == "DELETE" else None
+    )
     start_worker("failing", extra_env={"STORE_JOB_MAX_RETRIES": "1"})
     # when
     url, _ = request_through_api(staff_api, user_ids=[user])
     detail = wait_closed(staff_api, url)
     # then: failed, naming the store; the built-in store's job had finished on its own
     assert detail["state"] == "failed", detail
-    assert detail["failure_reason"].startswith(f"store {store['name']}:") and "HTTP 500" in detail["failure_reason"]
+    assert (
+        detail["failure_reason"].startswith(f"store {store['name']}:")
+        and "HTTP 500" in detail["failure_reason"]
+    )
     request = ErasureRequest.objects.get(id=url.split("/")[-2])
     builtin_job = DeletionJob.objects.get(id=request.deletion_job_id)
     assert builtin_job.status == "SUCCEEDED" and builtin_job.deleted_count == 15
@@ -189,7 +194,9 @@ def test_a_worker_sigkilled_mid_external_erasure_resumes_with_exact_counts(
     assert staff_api.post(url + "scope/", {}, format="json").json()["counts"]["stores"][1]["total"] == 100
     assert staff_api.post(url + "approve/", {}, format="json").status_code == 200
     # when: SIGKILLed while the third batch's answer is held (the store deleted it; the job did not record it)
-    wait_for(lambda: batches["n"] >= 3 and store_job(url).deleted_count == 40, timeout=60, message="third batch")
+    wait_for(
+        lambda: batches["n"] >= 3 and store_job(url).deleted_count == 40, timeout=60, message="third batch"
+    )
     doomed.kill()
     stalled.set()
     job = store_job(url)

@@ -58,7 +58,9 @@ def test_staff_connect_test_and_disable_a_store_and_watch_each_stores_bar(
     assert "config" in page.locator("#id_add-config_error").inner_text()
     assert page.get_by_label("Secrets (JSON)").input_value() == ""
     assert remote_mem0.api_key not in page.content()
-    page.get_by_label("Config (JSON)").fill(json.dumps({"host": remote_mem0.url, "retries": 1, "backoff": 0.1}))
+    page.get_by_label("Config (JSON)").fill(
+        json.dumps({"host": remote_mem0.url, "retries": 1, "backoff": 0.1})
+    )
     page.get_by_label("Secrets (JSON)").fill(json.dumps({"api_key": remote_mem0.api_key}))
     page.get_by_role("button", name="Add store").click()
     page.get_by_text("Store vendor added.").wait_for()

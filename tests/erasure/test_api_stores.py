@@ -93,8 +93,15 @@ def test_a_store_is_created_and_its_secrets_are_never_returned_logged_or_audited
         (platform_body(name="Not A Slug!"), "name"),
         (platform_body(surprise=True), "surprise"),
         (
-            {"name": "oss", "kind": "mem0_oss", "config": {"vector_store": {"provider": "qdrant", "config": {}},
-                                                           "history_db_path": "/tmp/h.db", "api_key": "k"}},
+            {
+                "name": "oss",
+                "kind": "mem0_oss",
+                "config": {
+                    "vector_store": {"provider": "qdrant", "config": {}},
+                    "history_db_path": "/tmp/h.db",
+                    "api_key": "k",
+                },
+            },
             "config.api_key",
         ),  # fmt: skip
     ],
@@ -146,7 +153,12 @@ def test_delete_disables_the_store_but_not_while_an_erasure_of_it_runs(staff_api
         StoreJob.objects.filter(id=job.id).update(status=status)
         response = staff_api.delete(f"{BASE}{store_id}/")
         assert response.status_code == 409 and "erasure" in response.json()["error"]
-        assert staff_api.patch(f"{BASE}{store_id}/", {"config": {"host": "https://b.example"}}, format="json").status_code == 409
+        assert (
+            staff_api.patch(
+                f"{BASE}{store_id}/", {"config": {"host": "https://b.example"}}, format="json"
+            ).status_code
+            == 409
+        )
     assert Store.objects.get(id=store_id).enabled
     # once it finished: disabled, kept (proofs name it)
     StoreJob.objects.filter(id=job.id).update(status=StoreJob.Status.SUCCEEDED)
@@ -171,7 +183,10 @@ def test_the_connection_test_answers_and_records_its_last_result(staff_api, capl
 
 def test_the_builtin_store_tests_ok(staff_api):
     builtin_id = staff_api.get(BASE).json()[0]["id"]
-    assert staff_api.post(f"{BASE}{builtin_id}/test/").json() == {"ok": True, "detail": "the built-in store answers"}
+    assert staff_api.post(f"{BASE}{builtin_id}/test/").json() == {
+        "ok": True,
+        "detail": "the built-in store answers",
+    }
     assert isinstance(connector_for(Store.objects.get(id=builtin_id)), BuiltinConnector)
 
 
@@ -183,7 +198,9 @@ def test_a_plain_memory_key_gets_403(api):
 def test_the_mem0_oss_kind_is_served_by_the_oss_connector():
     module = pytest.importorskip("memories.stores.mem0_oss")  # written in parallel (helper "oss")
     store = Store.objects.create(
-        name="oss", kind="mem0_oss", config={"vector_store": {"provider": "qdrant", "config": {"path": "/tmp/q"}}}
+        name="oss",
+        kind="mem0_oss",
+        config={"vector_store": {"provider": "qdrant", "config": {"path": "/tmp/q"}}},
     )
     assert isinstance(connector_for(store), module.Mem0OssConnector)
 

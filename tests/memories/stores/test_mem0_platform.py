@@ -24,7 +24,9 @@ def job_for(scope: dict[str, Any]) -> StoreJob:
     return StoreJob.objects.create(store=store, requested_by=f"ER-TEST-{time.time_ns()}", scope=scope)
 
 
-def erase_to_end(conn: Mem0PlatformConnector, job: StoreJob, holds: list[dict[str, Any]] | None = None) -> StoreJob:
+def erase_to_end(
+    conn: Mem0PlatformConnector, job: StoreJob, holds: list[dict[str, Any]] | None = None
+) -> StoreJob:
     for _ in range(20):
         job.refresh_from_db()
         if conn.erase(dict(job.scope or {}), holds or [], DurableProgress(job, 60)):
@@ -102,7 +104,13 @@ def test_a_metadata_narrowed_scope_is_erased_by_ids_only_within_the_narrowing(re
 
 @pytest.mark.parametrize(
     "scope",
-    [{"user_id": "*"}, {"user_id": ["someone", "*"]}, {"user_id": " "}, {"agent_id": "bot"}, {"user_id": "a", "run_id": "*"}],
+    [
+        {"user_id": "*"},
+        {"user_id": ["someone", "*"]},
+        {"user_id": " "},
+        {"agent_id": "bot"},
+        {"user_id": "a", "run_id": "*"},
+    ],
 )
 def test_an_empty_or_star_subject_is_refused_before_any_call(remote_mem0, fault_proxy, scope):
     conn = connector(fault_proxy.url, remote_mem0.api_key)
@@ -116,7 +124,9 @@ def test_an_empty_or_star_subject_is_refused_before_any_call(remote_mem0, fault_
 def test_a_429_is_retried_after_its_retry_after(remote_mem0, fault_proxy):
     user = synthetic_user()
     remote_mem0.add(user_id=user, count=3)
-    fault_proxy.rules.append(first_n(2, {"status": 429, "headers": {"Retry-After": "1"}}, "POST", "/v3/memories/"))
+    fault_proxy.rules.append(
+        first_n(2, {"status": 429, "headers": {"Retry-After": "1"}}, "POST", "/v3/memories/")
+    )
     conn = connector(fault_proxy.url, remote_mem0.api_key, backoff=0.01)
     started = time.monotonic()
     assert conn.count({"user_id": user}, []).total == 3
@@ -155,4 +165,7 @@ def test_a_refused_api_key_fails_at_once_and_the_connection_test_says_so(remote_
     assert fault_proxy.calls_to("POST", "/v3/memories/") == 1
     ok, detail = conn.test()
     assert not ok and "m0-not-a-key" not in detail
-    assert connector(remote_mem0.url, remote_mem0.api_key).test() == (True, f"connected to 127.0.0.1:{remote_mem0.port}")
+    assert connector(remote_mem0.url, remote_mem0.api_key).test() == (
+        True,
+        f"connected to 127.0.0.1:{remote_mem0.port}",
+    )
