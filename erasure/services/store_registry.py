@@ -10,7 +10,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from memories.filters import contains_nul
 from memories.models import Store, StoreJob
+from memories.scope import NUL_REFUSED
 from memories.stores.base import StoreConfigError, StoreError
 from memories.stores.crypto import secrets_decrypt, secrets_encrypt
 from memories.stores.registry import connector_for, validate_store_config
@@ -55,6 +57,10 @@ def _validate(kind: str, config: Any, secrets: dict[str, Any] | None) -> None:
         raise ErasureInputError("config", "must be a JSON object")
     if secrets is not None and not isinstance(secrets, dict):
         raise ErasureInputError("secrets", "must be a JSON object")
+    if contains_nul(config):
+        raise ErasureInputError("config", NUL_REFUSED)
+    if secrets and contains_nul(secrets):
+        raise ErasureInputError("secrets", NUL_REFUSED)
     _refuse_secrets_in_config(config)
     try:
         validate_store_config(kind, config, secrets)

@@ -53,7 +53,8 @@ class BuiltinConnector:
     def erase(self, scope: dict[str, Any], holds: Sequence[dict[str, Any]], progress: EraseProgress) -> bool:
         """Runs (or resumes) one engine job for the scope within the time budget. The erasure workflow does not
         call this for requests (it runs the request's DeletionJob through the engine's own tasks); it serves
-        callers that hold only a connector."""
+        callers that hold only a connector. Holds are applied by the engine itself (it reads the active ones),
+        so `holds` is not passed on."""
         job_id = progress.state.get("deletion_job")
         if job_id is None:
             job = engine.deletion_job_create(

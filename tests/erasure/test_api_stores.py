@@ -92,6 +92,7 @@ def test_a_store_is_created_and_its_secrets_are_never_returned_logged_or_audited
         (platform_body(kind="builtin"), "kind"),
         (platform_body(name="Not A Slug!"), "name"),
         (platform_body(surprise=True), "surprise"),
+        (platform_body(config={"host": "https://a.example", "org_id": "a\x00b"}), "config"),
         (
             {
                 "name": "oss",
