@@ -86,6 +86,8 @@ def test_staff_connect_test_and_disable_a_store_and_watch_each_stores_bar(
     page.get_by_role("button", name="Compute scope").click()
     page.get_by_text("Scope computed.").wait_for()
     assert page.locator(".stat-value").first.inner_text() == "8"  # 2 here + 6 in the connected store
+    per_store = page.get_by_role("table", name="Per store").inner_text()
+    assert "builtin" in per_store and "vendor" in per_store and "6" in per_store
     page.get_by_role("link", name="Approve erasure…").click()
     page.get_by_label(re.compile("I have checked the scope")).check()
     page.get_by_role("button", name="Approve and erase").click()
