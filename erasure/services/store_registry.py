@@ -49,7 +49,7 @@ def _refuse_secrets_in_config(value: Any, path: str = "config") -> None:
     elif isinstance(value, str) and re.match(
         r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", value, re.IGNORECASE
     ):
-        raise ErasureInputError(path, "a URL with a password: put the password in secrets")
+        raise ErasureInputError(path, "a URL with a password: put this value in secrets instead")
 
 
 def _validate(kind: str, config: Any, secrets: dict[str, Any] | None) -> None:

@@ -222,3 +222,27 @@ def test_secrets_encrypted_under_one_key_are_unreadable_under_another_and_keys_r
             assert crypto.secrets_decrypt(token) == {"api_key": SECRET}
     finally:
         crypto._fernet.cache_clear()
+
+
+def test_the_admin_lists_and_shows_stores_without_their_secrets(client):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-for-tests-only"))
+    store = Store.objects.create(
+        name="vendor",
+        kind="mem0_platform",
+        config={"host": "https://api.mem0.example"},
+        secrets_encrypted=crypto.secrets_encrypt({"api_key": SECRET}),
+    )
+    StoreJob.objects.create(store=store, requested_by="ER-2026-000009", scope={"user_id": "admin-subject"})
+    for path in (
+        "/admin/memories/store/",
+        f"/admin/memories/store/{store.id}/change/",
+        "/admin/memories/storejob/",
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        body = response.content.decode()
+        assert SECRET not in body and store.secrets_encrypted not in body, path
+        assert "admin-subject" not in body, path
+    assert "api.mem0.example" in client.get(f"/admin/memories/store/{store.id}/change/").content.decode()
