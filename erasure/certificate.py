@@ -15,13 +15,23 @@ import textwrap
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from .audit import audit_append, audit_chain_head
+from .canonical import canonical_json
+from .downloads import Download
 from .models import COMPLETION_TIMESTAMPS, AuditEntry, ErasureRequest, State
 from .services.stores import certificate_stores
-from .signing import ALGORITHM, SignatureInvalid, key_id, load_public_key, public_key_pem, sign, verify
+from .signing import (
+    ALGORITHM,
+    SignatureInvalid,
+    key_id,
+    load_public_key,
+    public_key_pem,
+    sign,
+    signature_check,
+)
 
 CERTIFICATE_VERSION = 1
 CANONICALIZATION = "JSON, keys sorted, separators (',', ':'), non-ASCII escaped, UTF-8"
@@ -46,10 +56,6 @@ class CertificateNotAvailable(Exception):
     def __init__(self, state: str):
         super().__init__(f"a certificate exists only once the request is verified (state: {state})")
         self.state = state
-
-
-def canonical_bytes(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
 
 
 def _iso(value: Any) -> str | None:
@@ -138,13 +144,13 @@ def certificate_build(*, request: ErasureRequest) -> dict[str, Any]:
     certificate["canonicalization"] = CANONICALIZATION
     return {
         "certificate": certificate,
-        "signature": sign(canonical_bytes(certificate)),
+        "signature": sign(canonical_json(certificate)),
         "public_key": public_key_pem(),
         "key_id": certificate["key_id"],
     }
 
 
-def certificate_check(document: Any, public_key_pem: bytes | str | None = None) -> str:
+def certificate_authenticate(document: Any, public_key_pem: bytes | str | None = None) -> str:
     """Checks a document offline (no database, no settings). Returns the reference; raises SignatureInvalid with
     the reason. With public_key_pem (the published key) the check proves who signed; with only the embedded key
     it proves integrity, and the key id must then be compared with the published one."""
@@ -162,13 +168,13 @@ def certificate_check(document: Any, public_key_pem: bytes | str | None = None) 
         raise SignatureInvalid(f"unsupported signature algorithm {certificate.get('signature_algorithm')!r}")
     if certificate.get("key_id") != key_id(public_key):
         raise SignatureInvalid("the certificate's key_id is not the sha256 of this public key")
-    verify(canonical_bytes(certificate), signature, public_key)
+    signature_check(canonical_json(certificate), signature, public_key)
     return str(certificate.get("reference", ""))
 
 
-def certificate_verify(document: dict[str, Any], public_key_pem: bytes | None = None) -> bool:
+def certificate_is_authentic(document: dict[str, Any], public_key_pem: bytes | None = None) -> bool:
     try:
-        certificate_check(document, public_key_pem)
+        certificate_authenticate(document, public_key_pem)
     except SignatureInvalid:
         return False
     return True
@@ -296,7 +302,7 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
     return buf.getvalue()
 
 
-def certificate_response(*, request: ErasureRequest, actor: str, fmt: str = "json") -> HttpResponse:
+def certificate_issue(*, request: ErasureRequest, actor: str, fmt: str = "json") -> Download:
     """Issues the certificate as a download: the signed JSON document, or its PDF with fmt="pdf". Raises
     CertificateNotAvailable before `verified`. Side effect: one `certificate.issued` audit entry. Used by the
     Erasure API and the privacy-team console."""
@@ -312,11 +318,7 @@ def certificate_response(*, request: ErasureRequest, actor: str, fmt: str = "jso
         },
     )
     if fmt == "pdf":
-        response = HttpResponse(
-            certificate_pdf(request=request, document=document), content_type="application/pdf"
-        )
-        response["Content-Disposition"] = f'inline; filename="{request.reference}.pdf"'
-        return response
-    response = JsonResponse(document, json_dumps_params={"indent": 2, "sort_keys": True})
-    response["Content-Disposition"] = f'attachment; filename="{request.reference}.certificate.json"'
-    return response
+        pdf = certificate_pdf(request=request, document=document)
+        return Download(pdf, "application/pdf", f"{request.reference}.pdf", inline=True)
+    content = json.dumps(document, cls=DjangoJSONEncoder, indent=2, sort_keys=True).encode()
+    return Download(content, "application/json", f"{request.reference}.certificate.json")

@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Q
-from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from .audit import audit_append
+from .downloads import Download
 from .models import STATE_TIMESTAMPS, AuditEntry, ErasureRequest
 
 # Never exported: subject_user_ids, subject_email, scope, scoped_by_agent/run, notes, status_token_hash.
@@ -160,9 +160,9 @@ def _json_stream(
     yield "]}"
 
 
-def audit_export_response(
+def audit_export(
     *, fmt: str, date_from: date | None, date_to: date | None, actor: str, via: str = "api"
-) -> StreamingHttpResponse:
+) -> Download:
     """The compliance export as a streamed download (UTC days, `to` inclusive). Side effect: one
     `audit.exported` audit entry. Used by GET /api/v1/audit/export/ and the privacy-team exports page."""
     start = datetime.combine(date_from, time.min, tzinfo=UTC) if date_from else None
@@ -175,12 +175,8 @@ def audit_export_response(
     requests = export_requests(start=start, end=end, columns=REQUEST_COLUMNS)
     entries = export_entries(start=start, end=end)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    filename = f"erasure-audit-{stamp}.{fmt}"
     if fmt == "csv":
-        response = StreamingHttpResponse(_csv_stream(requests, entries), content_type="text/csv")
-    else:
-        meta = {"from": _plain(date_from), "to": _plain(date_to), "generated_at": timezone.now().isoformat()}
-        response = StreamingHttpResponse(
-            _json_stream(meta, requests, entries), content_type="application/json"
-        )
-    response["Content-Disposition"] = f'attachment; filename="erasure-audit-{stamp}.{fmt}"'
-    return response
+        return Download(_csv_stream(requests, entries), "text/csv", filename)
+    meta = {"from": _plain(date_from), "to": _plain(date_to), "generated_at": timezone.now().isoformat()}
+    return Download(_json_stream(meta, requests, entries), "application/json", filename)

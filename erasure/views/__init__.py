@@ -15,8 +15,6 @@ from .staff_exports import export_download, exports
 from .staff_holds import legal_hold_lift_view, legal_holds
 from .staff_stores import store_disable_view, store_edit, store_test_view, stores
 from .subject import (
-    form_throttle_hit,
-    form_throttle_reset,
     subject_request,
     subject_status,
     subject_submitted,
@@ -27,8 +25,6 @@ __all__ = [
     "StaffLoginView",
     "export_download",
     "exports",
-    "form_throttle_hit",
-    "form_throttle_reset",
     "legal_hold_lift_view",
     "legal_holds",
     "queue",

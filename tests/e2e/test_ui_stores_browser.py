@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from erasure.models import ErasureRequest
-from erasure.services import erasure_request_create, erasure_request_verify_identity
+from erasure.services import erasure_request_confirm_identity, erasure_request_create
 from memories.models import Memory, Store
 from memories.services import memories_add
 from tests.remote_mem0 import synthetic_user
@@ -81,7 +81,7 @@ def test_staff_connect_test_and_disable_a_store_and_watch_each_stores_bar(
 
     # when: an erasure of the subject is scoped and approved in the console
     erasure, _token = erasure_request_create(regulation="gdpr", user_ids=[user], channel="staff", actor="dpo")
-    erasure_request_verify_identity(request=erasure, actor="dpo", note="checked")
+    erasure_request_confirm_identity(request=erasure, actor="dpo", note="checked")
     page.goto(f"{live_server.url}/privacy-team/requests/{erasure.id}/")
     page.get_by_role("button", name="Compute scope").click()
     page.get_by_text("Scope computed.").wait_for()

@@ -11,7 +11,7 @@ from erasure.services.stores import enabled_stores
 from memories.models import DeletionJob, Store, StoreJob
 from memories.stores.crypto import secrets_encrypt
 from memories.stores.jobs import DurableProgress, _succeed, ids_digest, store_job_fail
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 from tests.remote_mem0 import free_port
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,7 @@ def vendor(**fields) -> Store:
 
 
 def approved_request_with_jobs() -> tuple[ErasureRequest, DeletionJob, StoreJob]:
-    request = make_request(state=State.SCOPED, user_ids=["subject-s1"], approved_at=timezone.now())
+    request = request_in_state(state=State.SCOPED, user_ids=["subject-s1"], approved_at=timezone.now())
     builtin_job = DeletionJob.objects.create(
         kind=DeletionJob.Kind.ERASURE,
         status=DeletionJob.Status.SUCCEEDED,
@@ -94,7 +94,7 @@ def test_retry_after_a_failed_verification_sends_the_stores_jobs_for_another_pas
 
 
 def test_scoping_names_a_connected_store_it_cannot_reach(staff_api):
-    request = make_request(state=State.RECEIVED, user_ids=["subject-s2"], identity_status="verified")
+    request = request_in_state(state=State.RECEIVED, user_ids=["subject-s2"], identity_status="verified")
     Store.objects.create(
         name="unreachable",
         kind=Store.Kind.MEM0_PLATFORM,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from erasure.certificate import certificate_check
+from erasure.certificate import certificate_authenticate
 from erasure.signing import SignatureInvalid
 
 
@@ -37,7 +37,7 @@ class Command(BaseCommand):
             except OSError as exc:
                 return self.fail(f"cannot read {options['public_key']}: {exc.strerror}")
         try:
-            reference = certificate_check(document, pem)
+            reference = certificate_authenticate(document, pem)
         except SignatureInvalid as exc:
             return self.fail(str(exc))
         self.stdout.write(f"certificate valid: {reference}")
