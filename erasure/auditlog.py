@@ -27,7 +27,7 @@ from django.db import connection, models, transaction
 from django.db.models.signals import post_save
 from django.utils.encoding import smart_str
 
-from memories.models import ApiKey, DeletionJob, LegalHold, Memory, MemoryHistory
+from memories.models import ApiKey, DeletionJob, LegalHold, Memory, MemoryHistory, Store, StoreJob, StoreJobId
 
 from .canonical import canonical_json
 from .models import ErasureRequest
@@ -36,7 +36,7 @@ REDACTED = "[redacted]"
 MASK_CALLABLE = "erasure.auditlog.mask_fully"
 
 # Never registered: they hold memory text or the subject's identifiers in clear.
-NEVER_REGISTERED: tuple[type[models.Model], ...] = (Memory, MemoryHistory, DeletionJob)
+NEVER_REGISTERED: tuple[type[models.Model], ...] = (Memory, MemoryHistory, DeletionJob, StoreJob, StoreJobId)
 
 # model -> (logged fields, fully masked fields, excluded fields); together they name every concrete field.
 POLICY: dict[type[models.Model], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -52,7 +52,7 @@ POLICY: dict[type[models.Model], tuple[tuple[str, ...], tuple[str, ...], tuple[s
         ),
         (
             "subject_user_ids", "subject_email", "scope", "scoped_by_agent", "scoped_by_run", "identity_note",
-            "rejection_note", "extension_reason",
+            "rejection_note", "extension_reason", "scoped_stores",
         ),
         ("id", "status_token_hash", "updated_at"),
     ),
@@ -60,6 +60,12 @@ POLICY: dict[type[models.Model], tuple[tuple[str, ...], tuple[str, ...], tuple[s
         ("reason", "scope_pseudonymised", "placed_by", "placed_at", "memories_held", "lifted_by", "lifted_at"),
         ("note",),
         ("id", "scope"),  # the clear scope of an active hold names subjects: never in auditlog
+    ),
+    # A store's config is masked (hosts, paths); its encrypted secrets are not even masked: excluded.
+    Store: (
+        ("name", "kind", "enabled", "last_check_ok", "last_check_at", "created_at"),
+        ("config", "last_check_detail"),
+        ("id", "secrets_encrypted", "updated_at"),
     ),
     ApiKey: (
         ("name", "key_prefix", "is_staff", "created_at", "revoked_at"),

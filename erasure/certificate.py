@@ -22,6 +22,7 @@ from .audit import audit_append, audit_chain_head
 from .canonical import canonical_json
 from .downloads import Download
 from .models import COMPLETION_TIMESTAMPS, AuditEntry, ErasureRequest, State
+from .services.stores import certificate_stores
 from .signing import (
     ALGORITHM,
     SignatureInvalid,
@@ -124,6 +125,8 @@ def certificate_facts(*, request: ErasureRequest) -> dict[str, Any]:
         "verification": request.verification,
         "verified_audit_entry": _verified_audit_entry(request),
         "residual_windows": residual_windows(),
+        # Each store the erasure reached: its counts, digest, residue purged and what stays outside our reach.
+        "stores": certificate_stores(request=request),
     }
 
 
@@ -256,6 +259,20 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
     for key in sorted(k for k, v in verification.items() if isinstance(v, int | str) and k != "checked_at"):
         field(key.replace("_", " "), verification[key], column=95 * mm)
     y = min(y, bottom)
+    if len(cert.get("stores") or []) > 1:
+        section("Stores")
+        for entry in cert["stores"]:
+            residue = entry["residue_purged"]
+            line(
+                f"{entry['store']} ({entry['kind']}): {entry['deleted']} deleted, {entry['held']} held, "
+                f"history {residue['history_rows']} / entities {residue['entity_rows']} / "
+                f"chat messages {residue['chat_messages']} purged; digest {entry['deleted_ids_digest'][:16]}…",
+                size=8,
+                gap=3.8 * mm,
+            )
+            if entry["kind"] != "builtin":
+                for text in textwrap.wrap("Outside our reach: " + entry["outside_reach"], 120):
+                    line(text, size=7.5, gap=3.4 * mm)
     section("Residual windows")
     for part in ("backups", "wal"):
         for text in textwrap.wrap(cert["residual_windows"][part]["statement"], 120):

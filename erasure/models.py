@@ -210,6 +210,8 @@ class ErasureRequest(models.Model):
     scoped_held = models.BigIntegerField(null=True, blank=True)
     scoped_by_agent = models.JSONField(default=dict, blank=True)
     scoped_by_run = models.JSONField(default=dict, blank=True)
+    # Per store: [{"store", "kind", "total", "by_agent", "by_run", "held"}] (erasure/services/stores.py).
+    scoped_stores = models.JSONField(default=list, blank=True)
 
     # Deletion and verification results (copied from the engine's job when it finishes).
     deletion_job = models.ForeignKey(

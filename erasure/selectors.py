@@ -65,16 +65,21 @@ def erasure_request_by_status_token(*, reference: str, token: str) -> ErasureReq
 
 
 def progress(request: ErasureRequest) -> dict[str, Any]:
-    """{"deleted", "total", "held", "job_status"}: live counters of the deletion job while it runs."""
+    """{"deleted", "total", "held", "job_status", "stores"}: live counters of the deletion job while it runs, and
+    one entry per store (erasure.services.stores.stores_progress)."""
     job: DeletionJob | None = None
     if request.deletion_job_id:
         job = deletion_job_get(job_id=request.deletion_job_id)
     deleted = (
         request.deleted_count if request.deleted_count is not None else (job.deleted_count if job else 0)
     )
-    return {
+    result: dict[str, Any] = {
         "deleted": deleted,
         "total": request.scoped_total,
         "held": request.held_count if request.held_count is not None else request.scoped_held,
         "job_status": job.status if job else None,
     }
+    from .services.stores import stores_progress  # the services import this module
+
+    result["stores"] = stores_progress(request=request, builtin=result)  # each store's own bar
+    return result

@@ -30,6 +30,10 @@ urlpatterns = [
         views.hold_release_decide,
         name="hold-release-decide",
     ),
+    path("privacy-team/stores/", views.stores, name="stores"),
+    path("privacy-team/stores/<uuid:pk>/", views.store_edit, name="store-edit"),
+    path("privacy-team/stores/<uuid:pk>/test/", views.store_test_view, name="store-test"),
+    path("privacy-team/stores/<uuid:pk>/disable/", views.store_disable_view, name="store-disable"),
     path("privacy-team/exports/", views.exports, name="exports"),
     path("privacy-team/exports/download/", views.export_download, name="export-download"),
 ]

@@ -131,3 +131,6 @@ class MemoryAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     fields = readonly_fields
+
+
+from .stores import admin as _stores_admin  # noqa: E402,F401  (registers the store registry's admin)

@@ -330,3 +330,7 @@ class MemoryTombstone(models.Model):
 
     def __str__(self) -> str:
         return f"tombstone of {self.job_id} batch {self.batch}"
+
+
+# The store registry and the connected stores' jobs live beside their connectors (memories/stores/models.py).
+from .stores.models import Store, StoreJob, StoreJobId  # noqa: E402,F401

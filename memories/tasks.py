@@ -6,6 +6,8 @@ from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 from . import engine
+from .stores.jobs import store_jobs_resume_stale
+from .stores.tasks import store_job_run_task  # noqa: F401 - registered with the worker through this module
 
 RETRYABLE = (OperationalError, InterfaceError, BrokerError, ConnectionError)
 
@@ -30,6 +32,7 @@ def deletion_job_run_task(self, job_id: str, ticket: int | None = None) -> None:
 @shared_task(acks_late=True)
 def deletion_jobs_resume_stale_task() -> None:
     engine.deletion_jobs_resume_stale()
+    store_jobs_resume_stale()  # the connected stores' jobs, on the same beat
 
 
 @shared_task(acks_late=True)

@@ -163,3 +163,6 @@ def browser():
         )  # fmt: skip
         yield chromium
         chromium.close()
+
+
+from tests.remote_mem0 import fault_proxy, remote_mem0  # noqa: E402,F401  (a second live instance, a fault proxy)

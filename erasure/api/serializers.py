@@ -114,9 +114,32 @@ class TimestampsOutput(serializers.ModelSerializer):
         fields = list(STATE_TIMESTAMPS)
 
 
+class StoreCountsOutput(serializers.Serializer):
+    """One store's counts at scoping (the totals beside them add up every store)."""
+
+    store = serializers.CharField()
+    kind = serializers.CharField()
+    total = serializers.IntegerField()
+    by_agent = serializers.DictField(child=serializers.IntegerField())
+    by_run = serializers.DictField(child=serializers.IntegerField())
+    held = serializers.IntegerField()
+
+
+class StoreProgressOutput(serializers.Serializer):
+    store = serializers.CharField()
+    kind = serializers.CharField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+    deleted = serializers.IntegerField()
+    total = serializers.IntegerField(allow_null=True)
+    held = serializers.IntegerField(allow_null=True)
+    percent = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+
+
 class CountsOutput(serializers.ModelSerializer):
     scoped_by_agent = serializers.DictField(child=serializers.IntegerField())
     scoped_by_run = serializers.DictField(child=serializers.IntegerField())
+    stores = StoreCountsOutput(source="scoped_stores", many=True, read_only=True)
 
     class Meta:
         model = ErasureRequest
@@ -129,6 +152,7 @@ class CountsOutput(serializers.ModelSerializer):
             "held_count",
             "history_purged_count",
             "deleted_ids_digest",
+            "stores",
         ]
 
 
@@ -143,6 +167,7 @@ class ProgressOutput(serializers.Serializer):
     total = serializers.IntegerField(allow_null=True)
     held = serializers.IntegerField(allow_null=True)
     job_status = serializers.CharField(allow_null=True)
+    stores = StoreProgressOutput(many=True)
 
 
 class EventOutput(serializers.Serializer):

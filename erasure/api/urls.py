@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import stores, views
 
 urlpatterns = [
     path(
@@ -16,6 +16,9 @@ urlpatterns = [
     ),
     path("api/v1/legal-holds/", views.LegalHoldListCreateApi.as_view(), name="legal-hold-list"),
     path("api/v1/legal-holds/<uuid:hold_id>/lift/", views.LegalHoldLiftApi.as_view(), name="legal-hold-lift"),
+    path("api/v1/stores/", stores.StoreListCreateApi.as_view(), name="store-list"),
+    path("api/v1/stores/<uuid:store_id>/", stores.StoreDetailApi.as_view(), name="store-detail"),
+    path("api/v1/stores/<uuid:store_id>/test/", stores.StoreTestApi.as_view(), name="store-test"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -18,6 +18,7 @@ from memories.models import LegalHold
 
 from .. import selectors, services
 from ..models import TRANSITIONS, Action, ErasureRequest, Regulation, State
+from ..services.stores import StoreUnreachable
 from . import serializers as s
 
 CONFLICT = OpenApiResponse(s.ConflictOutput, description="Illegal transition: the state and allowed actions")
@@ -37,6 +38,9 @@ class StaffApi(APIView):
             return Response(body, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, services.ErasureInputError):
             return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(exc, StoreUnreachable):  # a connected store could not be counted: say which
+            body = {"error": exc.message, "store": exc.store_name}
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return super().handle_exception(exc)
 
 

@@ -29,6 +29,7 @@ from ..models import (
     RejectionReason,
 )
 from ..selectors import status_token_hash
+from . import stores as connected_stores
 from .common import NONE_KEY, compare_and_set, engine_scope
 from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition
 from .messages import receipt_mail_send
@@ -158,7 +159,7 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
         request.refresh_from_db()
         if request.identity_status != IdentityStatus.VERIFIED:
             raise IdentityNotVerified(request, Action.SCOPE, "the subject's identity must be verified first")
-    counts = erasure_request_count(request=request)
+    counts = connected_stores.erasure_request_count_stores(request=request)  # every enabled store, added up
     request = compare_and_set(
         request,
         Action.SCOPE,
@@ -167,6 +168,7 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
         scoped_held=counts["held"],
         scoped_by_agent=counts["by_agent"],
         scoped_by_run=counts["by_run"],
+        scoped_stores=counts["stores"],
     )
     audit_append(
         actor=actor,
@@ -178,6 +180,9 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
             "held": counts["held"],
             "agents": len(counts["by_agent"]),
             "runs": len(counts["by_run"]),
+            "stores": [
+                {"store": e["store"], "total": e["total"], "held": e["held"]} for e in counts["stores"]
+            ],
         },
     )
     return request
@@ -202,11 +207,17 @@ def erasure_request_approve(*, request: ErasureRequest, actor: str) -> ErasureRe
     )
     ErasureRequest.objects.filter(id=request.id).update(deletion_job=job)
     request.deletion_job = job
+    store_jobs = connected_stores.erasure_request_stores_start(request=request)  # one job per connected store
     audit_append(
         actor=actor,
         action="request.approved",
         request=request,
-        data={"state": request.state, "deletion_job": str(job.id), "scoped_total": request.scoped_total},
+        data={
+            "state": request.state,
+            "deletion_job": str(job.id),
+            "store_jobs": [str(j.id) for j in store_jobs],
+            "scoped_total": request.scoped_total,
+        },
     )
     return request
 
@@ -288,7 +299,8 @@ def erasure_request_retry(*, request: ErasureRequest, actor: str) -> ErasureRequ
     if request.state not in TRANSITIONS[Action.RETRY].sources:
         raise IllegalTransition(request, Action.RETRY)
     job = DeletionJob.objects.filter(id=request.deletion_job_id).first() if request.deletion_job_id else None
-    if job is not None and job.status == DeletionJob.Status.SUCCEEDED:
+    reopened = connected_stores.erasure_request_stores_retry(request=request)  # failed store jobs, sent again
+    if job is not None and job.status == DeletionJob.Status.SUCCEEDED and not reopened:
         request = compare_and_set(request, Action.COMPLETE_DELETION, failure_reason="")
         verification_start(str(request.id))
         resumed = "verification"

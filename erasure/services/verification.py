@@ -21,6 +21,7 @@ from memories.services import write_block_lift, write_block_place
 
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
+from . import stores as connected_stores
 from .common import NONE_KEY, compare_and_set, engine_scope
 from .errors import IllegalTransition, VerificationIncomplete
 from .messages import completion_mail_send
@@ -38,13 +39,16 @@ def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
         return None
     try:
         if job.status == DeletionJob.Status.SUCCEEDED:
+            if not connected_stores.stores_ready_for_deletion(request=request):
+                return request  # the last connected store's job to finish moves the request on
+            totals = connected_stores.deletion_totals(request=request, job=job)  # all stores added up
             request = compare_and_set(
                 request,
                 Action.COMPLETE_DELETION,
                 deleted_at=timezone.now(),
-                deleted_count=job.deleted_count,
-                held_count=job.held_count,
-                history_purged_count=job.history_purged_count,
+                deleted_count=totals["deleted"],
+                held_count=totals["held"],
+                history_purged_count=totals["history_purged"],
                 deleted_ids_digest=job.digest,
                 failure_reason="",
             )
@@ -201,6 +205,7 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             raise VerificationIncomplete("residue after the final sweep")
         if residue["deletion_jobs_with_clear_scope"] or residue["write_blocks_in_clear"]:
             raise VerificationIncomplete("other jobs still hold the subject's identifiers")
+        stores_verified = connected_stores.erasure_request_stores_verify(request=request)  # raises on residue
         verification = {
             "memories_remaining": 0,
             "history_text_remaining": 0,
@@ -211,6 +216,8 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             "checked_tables": CHECKED_TABLES,
             "checked_at": timezone.now().isoformat(),
         }
+        if stores_verified:
+            verification["stores"] = stores_verified
         request = compare_and_set(
             request, Action.VERIFY, verified_at=timezone.now(), verification=verification
         )
@@ -268,6 +275,7 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
     request.scope = {}
     request.scoped_by_agent = hashed(request.scoped_by_agent)
     request.scoped_by_run = hashed(request.scoped_by_run)
+    request.scoped_stores = connected_stores.pseudonymised_store_counts(request.scoped_stores)
     request.pseudonymised_at = timezone.now()
     request.save(
         update_fields=[
@@ -276,6 +284,7 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
             "scope",
             "scoped_by_agent",
             "scoped_by_run",
+            "scoped_stores",
             "pseudonymised_at",
             "updated_at",
         ]

@@ -13,6 +13,7 @@ from .staff import (
 from .staff_auth import StaffLoginView
 from .staff_exports import export_download, exports
 from .staff_holds import hold_release_decide, legal_hold_lift_view, legal_holds
+from .staff_stores import store_disable_view, store_edit, store_test_view, stores
 from .subject import (
     subject_request,
     subject_status,
@@ -32,6 +33,10 @@ __all__ = [
     "request_detail",
     "request_new",
     "request_progress",
+    "store_disable_view",
+    "store_edit",
+    "store_test_view",
+    "stores",
     "subject_request",
     "subject_status",
     "subject_submitted",

@@ -27,6 +27,7 @@ from ..forms import (
     StaffRequestForm,
 )
 from ..models import ErasureRequest, State
+from ..services.stores import StoreUnreachable
 from .downloads import download_response
 from .staff_auth import staff_actor, staff_required
 
@@ -185,6 +186,7 @@ def request_progress(request: HttpRequest, pk: str) -> JsonResponse:
             "total": data.get("total"),
             "job_status": data.get("job_status"),
             "percent": data.get("percent"),
+            "stores": data.get("stores") or [],
             "running": erasure.is_running,
         }
     )
@@ -262,6 +264,8 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
         )
     except (ScopeError, services.ErasureInputError) as exc:
         messages.error(request, f"Cannot {action.replace('-', ' ')}: {exc}")
+    except StoreUnreachable as exc:  # a connected store could not be counted
+        messages.error(request, f"Cannot {action.replace('-', ' ')}: {exc.message}")
     else:
         messages.success(request, done)
     return redirect("erasure_pages:request-detail", pk=erasure.pk)

@@ -17,6 +17,16 @@
       .then(function (data) {
         set("deleted", data.deleted); set("total", data.total); set("job_status", data.job_status ? String(data.job_status).toLowerCase() : null);
         if (bar && data.percent !== null && data.percent !== undefined) { bar.value = data.percent; }
+        (data.stores || []).forEach(function (entry) {
+          var row = box.querySelector('[data-store-progress="' + String(entry.store).replace(/["\\]/g, "") + '"]');
+          if (!row) { return; }
+          var deleted = row.querySelector('[data-field="deleted"]');
+          var status = row.querySelector('[data-field="status"]');
+          var storeBar = row.querySelector("progress");
+          if (deleted) { deleted.textContent = entry.deleted; }
+          if (status && entry.status) { status.textContent = String(entry.status).toLowerCase(); }
+          if (storeBar && entry.percent !== null && entry.percent !== undefined) { storeBar.value = entry.percent; }
+        });
         if (data.state !== initialState || !data.running) { window.location.reload(); return; }
         window.setTimeout(poll, 1500);
       })
