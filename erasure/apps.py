@@ -6,7 +6,8 @@ class ErasureConfig(AppConfig):
     verbose_name = "Erasure requests"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (subscribes to memories' deletion_job_finished)
+        # receivers and retention subscribe to memories' deletion_job_finished (requests and retention runs)
+        from . import receivers, retention  # noqa: F401
         from .api import schema  # noqa: F401  (OpenAPI extension for the API-key authentication)
         from .auditlog import auditlog_register
 

@@ -18,6 +18,7 @@ from memories.services import write_block_lift, write_block_place
 
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
+from ..privacy import erasure_request_verified_compliance
 from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
 from .errors import IllegalTransition, VerificationIncomplete
 from .messages import completion_mail_send
@@ -181,7 +182,10 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
         )
         if request.suppress:
             write_block_place(
-                user_ids=user_ids, kind=WriteBlock.Kind.SUPPRESSION, reference=request.reference
+                user_ids=user_ids,
+                kind=WriteBlock.Kind.SUPPRESSION,
+                reference=request.reference,
+                scope=request.scope,
             )
         write_block_lift(reference=request.reference, kind=WriteBlock.Kind.ERASURE)
         audit_append(
@@ -194,6 +198,9 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             request.notified_at = timezone.now()
             request.save(update_fields=["notified_at", "updated_at"])
         request = erasure_request_pseudonymise(request=request, actor="worker")
+        erasure_request_verified_compliance(
+            request=request
+        )  # certificate issued, the subject's other requests
     logger.info("erasure request verified", extra={"request": str(request.id)})
     return request
 
@@ -231,6 +238,8 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
     request.subject_user_ids = []
     request.subject_email = ""
     request.scope = {}
+    # free text kept only as long as the identifiers (it may name the subject)
+    request.identity_note = request.rejection_note = request.extension_reason = ""
     request.scoped_by_agent = hashed(request.scoped_by_agent)
     request.scoped_by_run = hashed(request.scoped_by_run)
     request.pseudonymised_at = timezone.now()
@@ -241,6 +250,9 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
             "scope",
             "scoped_by_agent",
             "scoped_by_run",
+            "identity_note",
+            "rejection_note",
+            "extension_reason",
             "pseudonymised_at",
             "updated_at",
         ]
