@@ -27,6 +27,7 @@ from ..forms import (
     VerifyIdentityForm,
 )
 from ..models import ErasureRequest, State
+from ..services.suppression import suppression_active
 from .staff_auth import staff_actor, staff_required
 
 logger = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
         "overdue": deadlines.is_overdue(erasure),
         "progress": _progress(erasure),
         "running": _is_running(erasure),
+        "suppression_active": erasure.suppress and suppression_active(request=erasure),
         "timeline": [(label, getattr(erasure, f)) for f, label in TIMELINE if getattr(erasure, f)],
         "audit": list(erasure.audit_entries.order_by("id")),
         "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
