@@ -58,13 +58,18 @@ class StartedCursorPagination(CursorPagination):
     max_page_size = 200
 
 
-class RetentionPolicyListCreateApi(StaffApi):
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
-        scope = serializers.JSONField(required=False, default=dict)
-        max_age_days = serializers.IntegerField(min_value=1)
-        enabled = serializers.BooleanField(required=False, default=True)
+class RetentionPolicyInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scope = serializers.JSONField(required=False, default=dict)
+    max_age_days = serializers.IntegerField(min_value=1)
+    enabled = serializers.BooleanField(required=False, default=True)
 
+
+class SuppressionLiftInput(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class RetentionPolicyListCreateApi(StaffApi):
     @extend_schema(
         operation_id="retention_policy_list",
         summary="Memory retention policies",
@@ -76,11 +81,11 @@ class RetentionPolicyListCreateApi(StaffApi):
     @extend_schema(
         operation_id="retention_policy_create",
         summary="Registers a retention policy: memories in `scope` older than `max_age_days` are erased on schedule",
-        request=InputSerializer,
+        request=RetentionPolicyInput,
         responses={201: RetentionPolicyOutput, 400: BAD_INPUT},
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = RetentionPolicyInput(data=request.data)
         data.is_valid(raise_exception=True)
         policy = retention_policy_create(**data.validated_data, actor=actor_of(request))
         return Response(RetentionPolicyOutput(policy).data, status=status.HTTP_201_CREATED)
@@ -210,13 +215,10 @@ class CertificateExportApi(ProofApi):
 
 
 class SuppressionLiftApi(StaffApi):
-    class InputSerializer(serializers.Serializer):
-        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-
     @extend_schema(
         operation_id="erasure_request_lift_suppression",
         summary="Lifts the suppression a verified request placed: its user ids may be written again (audited)",
-        request=InputSerializer,
+        request=SuppressionLiftInput,
         responses={
             200: OpenApiTypes.OBJECT,
             404: OpenApiResponse(description="No such request"),
@@ -224,7 +226,7 @@ class SuppressionLiftApi(StaffApi):
         },
     )
     def post(self, request: Request, request_id: Any) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = SuppressionLiftInput(data=request.data)
         data.is_valid(raise_exception=True)
         erasure = get_object_or_404(ErasureRequest, id=request_id)
         try:

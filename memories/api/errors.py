@@ -30,8 +30,8 @@ def write_blocked(kind: str) -> Response:
     """409 for both kinds, with the reason in the body: Mem0's client shows a 403 as an AuthenticationError (a bad
     key), and a 409 as a ValidationError carrying this message."""
     if kind == "suppression":
-        return error(SUPPRESSED, status.HTTP_409_CONFLICT, code="suppressed")
-    return error(ERASURE_IN_PROGRESS, status.HTTP_409_CONFLICT, code="erasure_in_progress")
+        return error(SUPPRESSED, status.HTTP_409_CONFLICT, reason="suppressed")
+    return error(ERASURE_IN_PROGRESS, status.HTTP_409_CONFLICT, reason="erasure_in_progress")
 
 
 def _first_message(data: Any, path: str = "") -> str:

@@ -53,7 +53,9 @@ def test_the_retention_page_lists_policies_runs_and_a_dry_run(staff_client):
     # given
     old = memories_add(texts=["a", "b", "c"], user_id="u", agent_id="support")
     Memory.objects.filter(id__in=[m.id for m in old]).update(created_at=timezone.now() - timedelta(days=40))
-    policy = retention_policy_create(name="support-30d", scope={"agent_id": "support"}, max_age_days=30, actor="t")
+    policy = retention_policy_create(
+        name="support-30d", scope={"agent_id": "support"}, max_age_days=30, actor="t"
+    )
     # when: a dry run, then "run now"
     dry = staff_client.get("/privacy-team/retention/", {"dry_run": str(policy.id)})
     started = staff_client.post(f"/privacy-team/retention/{policy.id}/run/", follow=True)
@@ -88,7 +90,9 @@ def test_the_report_page_shows_the_year_and_offers_csv(staff_client):
 def test_the_exports_page_downloads_the_certificates_zip(staff_client):
     request = proof_factories.make_request(verified_at=datetime(2026, 2, 10, tzinfo=UTC))
 
-    response = staff_client.get("/privacy-team/exports/certificates/", {"from": "2026-02-01", "to": "2026-02-28"})
+    response = staff_client.get(
+        "/privacy-team/exports/certificates/", {"from": "2026-02-01", "to": "2026-02-28"}
+    )
 
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
