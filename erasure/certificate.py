@@ -333,6 +333,7 @@ def certificate_issue(*, request: ErasureRequest, actor: str) -> Certificate:
         document = certificate_build(request=locked)
         data = document_bytes(document)
         digest = hashlib.sha256(data).hexdigest()
+        assert locked.verified_at is not None  # certificate_build raised unless verified
         issued = Certificate(
             request=locked,
             reference=locked.reference,

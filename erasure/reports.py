@@ -49,7 +49,7 @@ def _days(value: Any) -> float | None:
 
 def ccpa_report(*, year: int) -> dict[str, Any]:
     """The year's figures for CCPA deletion requests. Side effects: none."""
-    params = {
+    params: dict[str, Any] = {
         "regulation": Regulation.CCPA.value,
         "start": datetime(year, 1, 1, tzinfo=UTC),
         "end": datetime(year + 1, 1, 1, tzinfo=UTC),
