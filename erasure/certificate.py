@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -317,37 +317,38 @@ def document_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True).encode("ascii")
 
 
-def certificate_issue(*, request: ErasureRequest, actor: str) -> Certificate:
+def certificate_issue(*, request: ErasureRequest, actor: str, just_verified: bool = False) -> Certificate:
     """Issues the request's certificate once and stores it; a second call returns the stored one. Raises
     CertificateNotAvailable before `verified` and ImproperlyConfigured without a signing key (before any write).
+    just_verified: the caller's transaction has just moved the request to `verified` and holds its row, so no
+    certificate can exist yet (the verification's own path, spared the look-ups).
     Side effects: one Certificate row, one `certificate.issued` audit entry (key id, sha256 of the document)."""
-    stored = Certificate.objects.filter(request=request).first()
-    if stored is not None:
-        return stored
-    signing_key_id = key_id()  # ImproperlyConfigured here, before anything is written
-    with transaction.atomic():
-        locked = ErasureRequest.objects.select_for_update().get(pk=request.pk)
-        stored = Certificate.objects.filter(request=locked).first()
+    if not just_verified:
+        stored = Certificate.objects.filter(request=request).first()
         if stored is not None:
             return stored
+    signing_key_id = key_id()  # ImproperlyConfigured here, before anything is written
+    with transaction.atomic():
+        if just_verified:
+            locked = request
+        else:
+            locked = ErasureRequest.objects.select_for_update().get(pk=request.pk)
+            stored = Certificate.objects.filter(request=locked).first()
+            if stored is not None:  # issued meanwhile by the holder of the lock
+                return stored
         document = certificate_build(request=locked)
         data = document_bytes(document)
         digest = hashlib.sha256(data).hexdigest()
-        assert locked.verified_at is not None  # certificate_build raised unless verified
         issued = Certificate(
             request=locked,
             reference=locked.reference,
-            verified_at=locked.verified_at,
+            verified_at=locked.verified_at or locked.updated_at,  # (rows verified before timestamps existed)
             issued_at=timezone.now(),
             key_id=signing_key_id,
             document=data.decode("ascii"),
             sha256=digest,
         )
-        try:
-            with transaction.atomic():
-                issued.save(force_insert=True)
-        except IntegrityError:  # issued meanwhile by a caller that did not lock (cannot happen with the lock)
-            return Certificate.objects.get(request=locked)
+        issued.save(force_insert=True)
         audit_append(
             actor=actor,
             action="certificate.issued",
@@ -366,7 +367,7 @@ def certificate_issue_on_verify(*, request: ErasureRequest) -> Certificate | Non
     when the work is. Without a signing key the verification still completes (logged); the certificate is then
     issued at its first download."""
     try:
-        return certificate_issue(request=request, actor="worker")
+        return certificate_issue(request=request, actor="worker", just_verified=True)
     except ImproperlyConfigured:
         logger.warning("certificate not issued: no signing key", extra={"request": str(request.id)})
         return None
