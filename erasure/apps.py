@@ -6,7 +6,7 @@ class ErasureConfig(AppConfig):
     verbose_name = "Erasure requests"
 
     def ready(self) -> None:
-        # receivers and retention subscribe to memories' deletion_job_finished (requests and retention runs)
+        # both subscribe to deletion_job_finished: the path to `verified`, and retention runs following their jobs
         from . import receivers, retention  # noqa: F401
         from .api import schema  # noqa: F401  (OpenAPI extension for the API-key authentication)
         from .auditlog import auditlog_register

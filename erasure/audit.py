@@ -22,6 +22,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .canonical import canonical_json
 from .models import AuditEntry, ErasureRequest
 
 GENESIS = "0" * 64
@@ -54,10 +55,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 class AuditDataRefused(ValueError):
     """The audit data would carry personal data. The message names the key or the reason, never a value."""
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def canonical(entry: AuditEntry) -> bytes:
@@ -199,7 +196,7 @@ class ChainReport:
     reason: str = ""
 
 
-def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
+def audit_chain_recompute(*, chunk_size: int = 2000) -> ChainReport:
     """Streams the chain in id order, recomputing every hash and checking every link, and checks each chained
     django-auditlog row against its digest. Memory use is bounded by chunk_size, not by the chain's length."""
     from .auditlog import logentry_digests, unchained_logentry

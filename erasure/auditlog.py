@@ -29,6 +29,7 @@ from django.utils.encoding import smart_str
 
 from memories.models import ApiKey, DeletionJob, LegalHold, Memory, MemoryHistory
 
+from .canonical import canonical_json
 from .models import ErasureRequest
 
 REDACTED = "[redacted]"
@@ -110,8 +111,6 @@ def _canonical_ip(value: str | None) -> str | None:
 
 def logentry_canonical(entry: LogEntry) -> bytes:
     """Every stored column of the LogEntry, in canonical JSON (the same form from memory and from the database)."""
-    from .audit import canonical_json
-
     body = {
         "id": entry.pk,
         "content_type": entry.content_type_id,

@@ -23,13 +23,23 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.http import HttpResponse
 from django.utils import timezone
 
 from .audit import audit_append, audit_chain_head
+from .canonical import canonical_json
+from .downloads import Download
 from .models import COMPLETION_TIMESTAMPS, AuditEntry, Certificate, ErasureRequest, State
-from .signing import ALGORITHM, SignatureInvalid, key_id, load_public_key, public_key_pem, sign, verify
+from .signing import (
+    ALGORITHM,
+    SignatureInvalid,
+    key_id,
+    load_public_key,
+    public_key_pem,
+    sign,
+    signature_check,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +66,6 @@ class CertificateNotAvailable(Exception):
     def __init__(self, state: str):
         super().__init__(f"a certificate exists only once the request is verified (state: {state})")
         self.state = state
-
-
-def canonical_bytes(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
 
 
 def _iso(value: Any) -> str | None:
@@ -146,13 +152,13 @@ def certificate_build(*, request: ErasureRequest) -> dict[str, Any]:
     certificate["canonicalization"] = CANONICALIZATION
     return {
         "certificate": certificate,
-        "signature": sign(canonical_bytes(certificate)),
+        "signature": sign(canonical_json(certificate)),
         "public_key": public_key_pem(),
         "key_id": certificate["key_id"],
     }
 
 
-def certificate_check(document: Any, public_key_pem: bytes | str | None = None) -> str:
+def certificate_authenticate(document: Any, public_key_pem: bytes | str | None = None) -> str:
     """Checks a document offline (no database, no settings). Returns the reference; raises SignatureInvalid with
     the reason. With public_key_pem (the published key) the check proves who signed; with only the embedded key
     it proves integrity, and the key id must then be compared with the published one."""
@@ -170,7 +176,7 @@ def certificate_check(document: Any, public_key_pem: bytes | str | None = None) 
         raise SignatureInvalid(f"unsupported signature algorithm {certificate.get('signature_algorithm')!r}")
     if certificate.get("key_id") != key_id(public_key):
         raise SignatureInvalid("the certificate's key_id is not the sha256 of this public key")
-    verify(canonical_bytes(certificate), signature, public_key)
+    signature_check(canonical_json(certificate), signature, public_key)
     return str(certificate.get("reference", ""))
 
 
@@ -183,22 +189,22 @@ class UnknownSigningKey(SignatureInvalid):
 
 
 def certificate_check_trusted(document: Any, trusted: dict[str, Any]) -> str:
-    """Checks a document offline against trusted keys ({key_id: Ed25519PublicKey}, e.g. signing.load_public_keys
-    of the published bundle). Returns the reference. Raises UnknownSigningKey when the signature is sound but made
-    by a key outside `trusted`, SignatureInvalid (with the reason) for anything else."""
+    """Authenticates a document offline against trusted keys ({key_id: Ed25519PublicKey}, e.g.
+    signing.load_public_keys of the published bundle). Returns the reference. Raises UnknownSigningKey when the
+    signature is sound but made by a key outside `trusted`, SignatureInvalid (with the reason) for anything else."""
     if not isinstance(document, dict) or not isinstance(document.get("certificate"), dict):
         raise SignatureInvalid("the document lacks 'certificate' or 'signature'")
     kid = document["certificate"].get("key_id")
     key = trusted.get(kid) if isinstance(kid, str) else None
     if key is not None:
-        return certificate_check(document, public_key_pem(key))
-    certificate_check(document)  # tampered or malformed: that reason first
+        return certificate_authenticate(document, public_key_pem(key))
+    certificate_authenticate(document)  # tampered or malformed: that reason first
     raise UnknownSigningKey(kid)
 
 
-def certificate_verify(document: dict[str, Any], public_key_pem: bytes | None = None) -> bool:
+def certificate_is_authentic(document: dict[str, Any], public_key_pem: bytes | None = None) -> bool:
     try:
-        certificate_check(document, public_key_pem)
+        certificate_authenticate(document, public_key_pem)
     except SignatureInvalid:
         return False
     return True
@@ -314,10 +320,14 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
 
 def document_bytes(document: dict[str, Any]) -> bytes:
     """The served form of a document: indented JSON, keys sorted, ASCII (what Certificate.document stores)."""
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True).encode("ascii")
+    return json.dumps(document, cls=DjangoJSONEncoder, indent=2, sort_keys=True, ensure_ascii=True).encode(
+        "ascii"
+    )
 
 
-def certificate_issue(*, request: ErasureRequest, actor: str, just_verified: bool = False) -> Certificate:
+def certificate_issue_once(
+    *, request: ErasureRequest, actor: str, just_verified: bool = False
+) -> Certificate:
     """Issues the request's certificate once and stores it; a second call returns the stored one. Raises
     CertificateNotAvailable before `verified` and ImproperlyConfigured without a signing key (before any write).
     just_verified: the caller's transaction has just moved the request to `verified` and holds its row, so no
@@ -367,7 +377,7 @@ def certificate_issue_on_verify(*, request: ErasureRequest) -> Certificate | Non
     when the work is. Without a signing key the verification still completes (logged); the certificate is then
     issued at its first download."""
     try:
-        return certificate_issue(request=request, actor="worker", just_verified=True)
+        return certificate_issue_once(request=request, actor="worker", just_verified=True)
     except ImproperlyConfigured:
         logger.warning("certificate not issued: no signing key", extra={"request": str(request.id)})
         return None
@@ -376,17 +386,17 @@ def certificate_issue_on_verify(*, request: ErasureRequest) -> Certificate | Non
 def certificate_stored(
     *, request: ErasureRequest, actor: str = "worker"
 ) -> tuple[dict[str, Any], Certificate]:
-    """The stored certificate (issued now if it never was) and its document. Raises as certificate_issue."""
+    """The stored certificate (issued now if it never was) and its document. Raises as certificate_issue_once."""
     if request.state != State.VERIFIED:
         raise CertificateNotAvailable(request.state)
-    stored = certificate_issue(request=request, actor=actor)
+    stored = certificate_issue_once(request=request, actor=actor)
     return json.loads(stored.document), stored
 
 
-def certificate_response(*, request: ErasureRequest, actor: str, fmt: str = "json") -> HttpResponse:
+def certificate_issue(*, request: ErasureRequest, actor: str, fmt: str = "json") -> Download:
     """The stored certificate as a download: the signed JSON document byte for byte, or its PDF with fmt="pdf".
-    Raises CertificateNotAvailable before `verified`. Side effects: the certificate issued if it never was; one
-    `certificate.downloaded` audit entry. Used by the Erasure API and the privacy-team console."""
+    Raises CertificateNotAvailable before `verified`. Side effects: the certificate issued and stored if it never
+    was; one `certificate.downloaded` audit entry. Used by the Erasure API and the privacy-team console."""
     document, stored = certificate_stored(request=request, actor=actor)
     audit_append(
         actor=actor,
@@ -395,11 +405,8 @@ def certificate_response(*, request: ErasureRequest, actor: str, fmt: str = "jso
         data={"format": fmt, "key_id": stored.key_id, "sha256": stored.sha256},
     )
     if fmt == "pdf":
-        response = HttpResponse(
-            certificate_pdf(request=request, document=document), content_type="application/pdf"
-        )
-        response["Content-Disposition"] = f'inline; filename="{request.reference}.pdf"'
-        return response
-    response = HttpResponse(stored.document.encode("ascii"), content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="{request.reference}.certificate.json"'
-    return response
+        pdf = certificate_pdf(request=request, document=document)
+        return Download(pdf, "application/pdf", f"{request.reference}.pdf", inline=True)
+    return Download(
+        stored.document.encode("ascii"), "application/json", f"{request.reference}.certificate.json"
+    )

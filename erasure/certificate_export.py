@@ -15,7 +15,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from .audit import audit_append
-from .certificate import certificate_issue, certificate_pdf
+from .certificate import certificate_issue_once, certificate_pdf
 from .models import ErasureRequest, State
 from .signing import published_keys
 
@@ -77,7 +77,7 @@ def verified_requests(date_from: date | None, date_to: date | None) -> Iterator[
 
 def certificates_zip_stream(*, date_from: date | None, date_to: date | None, actor: str) -> Iterator[bytes]:
     """The ZIP, chunk by chunk: one chunk per member. A certificate never issued (verified without a signing key)
-    is issued and stored on the way (certificate_issue)."""
+    is issued and stored on the way (certificate_issue_once)."""
     sink = _Sink()
     keys = "".join(k["public_key"] for k in published_keys())
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -88,7 +88,7 @@ def certificates_zip_stream(*, date_from: date | None, date_to: date | None, act
             try:
                 stored = request.certificate_record
             except ErasureRequest.certificate_record.RelatedObjectDoesNotExist:
-                stored = certificate_issue(request=request, actor=actor)
+                stored = certificate_issue_once(request=request, actor=actor)
             document = json.loads(stored.document)
             archive.writestr(f"certificates/{stored.reference}.certificate.json", stored.document)
             archive.writestr(

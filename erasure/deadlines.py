@@ -14,12 +14,13 @@ from typing import Any
 
 from django.utils import timezone
 
+from .models import CLOSED_STATES
+
 CCPA_DAYS = 45
 CCPA_EXTENSION_DAYS = 45
 GDPR_MONTHS = 1
 GDPR_EXTENSION_MONTHS = 2
 ACKNOWLEDGE_BUSINESS_DAYS = 10
-CLOSED_STATES = frozenset({"verified", "rejected", "cancelled"})
 
 
 def add_months(day: datetime.date, months: int) -> datetime.date:

@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Q
-from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from .audit import audit_append
+from .downloads import Download
 from .models import STATE_TIMESTAMPS, AuditEntry, ErasureRequest
 
 # Never exported: subject_user_ids, subject_email, scope, scoped_by_agent/run, notes, status_token_hash.
@@ -160,41 +160,23 @@ def _json_stream(
     yield "]}"
 
 
-def audit_export_stream(
-    *, fmt: str, date_from: date | None, date_to: date | None
-) -> tuple[Iterator[str], str, str]:
-    """The compliance export (UTC days, `to` inclusive) as text chunks, with its content type and file name: what
-    the API streams and `manage.py export_audit` writes. Side effects: none."""
+def audit_export(
+    *, fmt: str, date_from: date | None, date_to: date | None, actor: str, via: str = "api"
+) -> Download:
+    """The compliance export as a streamed download (UTC days, `to` inclusive). Side effect: one
+    `audit.exported` audit entry. Used by GET /api/v1/audit/export/ and the privacy-team exports page."""
     start = datetime.combine(date_from, time.min, tzinfo=UTC) if date_from else None
     end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC) if date_to else None
-    requests = export_requests(start=start, end=end, columns=REQUEST_COLUMNS)
-    entries = export_entries(start=start, end=end)
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    filename = f"erasure-audit-{stamp}.{fmt}"
-    if fmt == "csv":
-        return _csv_stream(requests, entries), "text/csv", filename
-    meta = {"from": _plain(date_from), "to": _plain(date_to), "generated_at": timezone.now().isoformat()}
-    return _json_stream(meta, requests, entries), "application/json", filename
-
-
-def audit_export_record(
-    *, fmt: str, date_from: date | None, date_to: date | None, actor: str, via: str
-) -> None:
-    """The `audit.exported` audit entry of one export."""
     audit_append(
         actor=actor,
         action="audit.exported",
         data={"format": fmt, "from": _plain(date_from), "to": _plain(date_to), "via": via},
     )
-
-
-def audit_export_response(
-    *, fmt: str, date_from: date | None, date_to: date | None, actor: str, via: str = "api"
-) -> StreamingHttpResponse:
-    """The compliance export as a streamed download (UTC days, `to` inclusive). Side effect: one
-    `audit.exported` audit entry. Used by GET /api/v1/audit/export/ and the privacy-team exports page."""
-    audit_export_record(fmt=fmt, date_from=date_from, date_to=date_to, actor=actor, via=via)
-    chunks, content_type, filename = audit_export_stream(fmt=fmt, date_from=date_from, date_to=date_to)
-    response = StreamingHttpResponse(chunks, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    requests = export_requests(start=start, end=end, columns=REQUEST_COLUMNS)
+    entries = export_entries(start=start, end=end)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    filename = f"erasure-audit-{stamp}.{fmt}"
+    if fmt == "csv":
+        return Download(_csv_stream(requests, entries), "text/csv", filename)
+    meta = {"from": _plain(date_from), "to": _plain(date_to), "generated_at": timezone.now().isoformat()}
+    return Download(_json_stream(meta, requests, entries), "application/json", filename)

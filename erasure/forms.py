@@ -14,9 +14,7 @@ from memories.models import LegalHold
 from memories.scope import ScopeError, validate_scope
 
 from .models import Regulation, RejectionReason, State
-
-MAX_USER_IDS = 20
-MAX_USER_ID_LENGTH = 255
+from .services import MAX_USER_ID_LENGTH, MAX_USER_IDS
 
 REGULATION_HELP = {
     Regulation.GDPR: "GDPR (EU/UK): you have the right to have personal data about you erased "
@@ -166,7 +164,7 @@ class StaffRequestForm(ScopeFieldsMixin):
         return cleaned
 
 
-class VerifyIdentityForm(forms.Form):
+class ConfirmIdentityForm(forms.Form):
     note = forms.CharField(
         label="How was the identity verified?",
         max_length=1000,

@@ -6,9 +6,13 @@ the request needs them; once the request is verified and the subject notified th
 """
 
 import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models import Q
 
 
 class State(models.TextChoices):
@@ -22,7 +26,10 @@ class State(models.TextChoices):
 
 
 class Action(models.TextChoices):
-    VERIFY_IDENTITY = "verify-identity"
+    # Words, one meaning each (the values are the API's and stay): staff *confirm* the subject's identity; the
+    # workers *verify* a request (nothing of the subject remains: `verified`); a certificate is *authenticated*
+    # (erasure.certificate), a signature *checked* (erasure.signing), the audit chain *recomputed* (erasure.audit).
+    CONFIRM_IDENTITY = "verify-identity"
     SCOPE = "scope"
     APPROVE = "approve"
     REJECT = "reject"
@@ -35,20 +42,69 @@ class Action(models.TextChoices):
     FAIL = "fail"
 
 
-# The allowed moves, in one table (STYLE.md rule 4): action -> (states it may start from, state it leads to).
-# None as target means the state does not change (the action only records something).
-TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
-    Action.VERIFY_IDENTITY: (frozenset({State.RECEIVED}), None),
-    Action.SCOPE: (frozenset({State.RECEIVED, State.SCOPED}), State.SCOPED),
-    Action.APPROVE: (frozenset({State.SCOPED}), None),  # starts the job; the workers move it on
-    Action.REJECT: (frozenset({State.RECEIVED, State.SCOPED}), State.REJECTED),
-    Action.CANCEL: (frozenset({State.RECEIVED, State.SCOPED}), State.CANCELLED),
-    Action.RETRY: (frozenset({State.FAILED}), None),
-    Action.EXTEND: (frozenset({State.RECEIVED, State.SCOPED, State.FAILED}), None),
-    Action.COMPLETE_DELETION: (frozenset({State.SCOPED, State.FAILED}), State.DELETED),
-    Action.VERIFY: (frozenset({State.DELETED}), State.VERIFIED),
-    Action.FAIL: (frozenset({State.SCOPED, State.DELETED}), State.FAILED),
+class IdentityStatus(models.TextChoices):
+    PENDING = "pending"
+    VERIFIED = "verified"
+
+
+class Move(NamedTuple):
+    """One allowed move: the states it may start from, the state it leads to (None: the state does not change,
+    the move only records something) and the conditions on other fields of the row (`guard`: Django lookups,
+    checked in SQL by the compare-and-set and in Python for the actions offered)."""
+
+    sources: frozenset[str]
+    target: str | None
+    guard: Mapping[str, Any] = MappingProxyType({})
+
+
+_NOT_STARTED = MappingProxyType({"approved_at__isnull": True})
+_STARTED = MappingProxyType({"approved_at__isnull": False})
+
+# The allowed moves, in one table (STYLE.md rule 4): every service's compare-and-set, the actions offered to staff
+# (selectors.allowed_actions) and "running" (ErasureRequest.is_running) derive from it.
+TRANSITIONS: dict[str, Move] = {
+    Action.CONFIRM_IDENTITY: Move(
+        frozenset({State.RECEIVED}), None, MappingProxyType({"identity_status": IdentityStatus.PENDING})
+    ),
+    Action.SCOPE: Move(
+        frozenset({State.RECEIVED, State.SCOPED}),
+        State.SCOPED,
+        MappingProxyType({"identity_status": IdentityStatus.VERIFIED, "approved_at__isnull": True}),
+    ),
+    Action.APPROVE: Move(
+        frozenset({State.SCOPED}), None, _NOT_STARTED
+    ),  # starts the job; the workers move on
+    Action.REJECT: Move(frozenset({State.RECEIVED, State.SCOPED}), State.REJECTED, _NOT_STARTED),
+    Action.CANCEL: Move(frozenset({State.RECEIVED, State.SCOPED}), State.CANCELLED, _NOT_STARTED),
+    # Back to `scoped`, the job resuming from its cursor; when the job had finished, retry is COMPLETE_DELETION
+    # (FAILED → DELETED) and verification runs again (erasure.services.erasure_request_retry).
+    Action.RETRY: Move(frozenset({State.FAILED}), State.SCOPED, _STARTED),
+    Action.EXTEND: Move(
+        frozenset({State.RECEIVED, State.SCOPED, State.FAILED}),
+        None,
+        MappingProxyType({"extended_at__isnull": True}),
+    ),
+    Action.COMPLETE_DELETION: Move(frozenset({State.SCOPED, State.FAILED}), State.DELETED, _STARTED),
+    Action.VERIFY: Move(frozenset({State.DELETED}), State.VERIFIED),
+    # The workers hold a request exactly while it can fail: that is what "running" means (is_running).
+    Action.FAIL: Move(frozenset({State.SCOPED, State.DELETED}), State.FAILED, _STARTED),
 }
+
+
+# Closed: no move starts from these states (verified, rejected, cancelled); no deadline runs for them.
+CLOSED_STATES = frozenset(State.values) - frozenset().union(*(move.sources for move in TRANSITIONS.values()))
+
+
+def _lookup_holds(instance: models.Model, lookup: str, value: Any) -> bool:
+    """A guard lookup evaluated on an instance: `field` (equality) or `field__isnull`."""
+    field, _, op = lookup.partition("__")
+    current = getattr(instance, field)
+    if op == "isnull":
+        return (current is None) == bool(value)
+    if op:
+        raise ValueError(f"guard lookup {lookup!r}: only equality and __isnull are supported")
+    return bool(current == value)
+
 
 # The timestamps a request collects on its way to `verified`, in that order.
 COMPLETION_TIMESTAMPS = (
@@ -72,7 +128,7 @@ STATE_TIMESTAMPS = (
 )
 
 STAFF_ACTIONS = (
-    Action.VERIFY_IDENTITY,
+    Action.CONFIRM_IDENTITY,
     Action.SCOPE,
     Action.APPROVE,
     Action.REJECT,
@@ -91,11 +147,6 @@ class Channel(models.TextChoices):
     FORM = "form", "public request form"
     API = "api", "Erasure API"
     STAFF = "staff", "privacy-team UI"
-
-
-class IdentityStatus(models.TextChoices):
-    PENDING = "pending"
-    VERIFIED = "verified"
 
 
 class RejectionReason(models.TextChoices):
@@ -195,6 +246,25 @@ class ErasureRequest(models.Model):
 
     def __str__(self) -> str:  # never the subject: str() reaches logs and audit entries
         return self.reference
+
+    # --- the lifecycle, from TRANSITIONS ---
+
+    def move_allowed(self, action: str) -> bool:
+        """Whether `action` is allowed from this instance's state and fields (as last read)."""
+        move = TRANSITIONS[action]
+        return self.state in move.sources and all(
+            _lookup_holds(self, lookup, value) for lookup, value in move.guard.items()
+        )
+
+    @staticmethod
+    def move_filter(action: str, *, state: str) -> Q:
+        """The SQL condition of the compare-and-set of `action` from `state`: still in that state, guard holding."""
+        return Q(state=state, **TRANSITIONS[action].guard)
+
+    @property
+    def is_running(self) -> bool:
+        """Approved and not yet verified or failed: the workers hold the request (it can still fail)."""
+        return self.move_allowed(Action.FAIL)
 
 
 class AuditEntry(models.Model):

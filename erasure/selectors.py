@@ -10,8 +10,7 @@ from django.utils import timezone
 from memories.models import DeletionJob
 from memories.selectors import deletion_job_get
 
-from .deadlines import CLOSED_STATES
-from .models import STAFF_ACTIONS, TRANSITIONS, Action, AuditEntry, ErasureRequest, IdentityStatus, State
+from .models import CLOSED_STATES, STAFF_ACTIONS, AuditEntry, ErasureRequest, State
 
 OPEN_STATES = frozenset(s.value for s in State if s.value not in CLOSED_STATES)
 
@@ -20,30 +19,9 @@ def status_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _guard_ok(request: ErasureRequest, action: str) -> bool:
-    """Conditions beyond the state table: the same ones the services' compare-and-set filters carry."""
-    if action == Action.VERIFY_IDENTITY:
-        return request.identity_status == IdentityStatus.PENDING
-    if action == Action.SCOPE:
-        return request.identity_status == IdentityStatus.VERIFIED and request.approved_at is None
-    if action in (Action.APPROVE, Action.REJECT, Action.CANCEL):
-        return request.approved_at is None
-    if action == Action.EXTEND:
-        return request.extended_at is None
-    return True
-
-
 def allowed_actions(request: ErasureRequest) -> list[str]:
-    """The staff actions possible now, in the table's order."""
-    return [
-        str(action)
-        for action in STAFF_ACTIONS
-        if request.state in TRANSITIONS[action][0] and _guard_ok(request, action)
-    ]
-
-
-def action_allowed(request: ErasureRequest, action: str) -> bool:
-    return request.state in TRANSITIONS[action][0] and _guard_ok(request, action)
+    """The staff actions the table (erasure.models.TRANSITIONS) allows now, in STAFF_ACTIONS' order."""
+    return [str(action) for action in STAFF_ACTIONS if request.move_allowed(action)]
 
 
 def erasure_request_list(

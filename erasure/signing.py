@@ -127,7 +127,7 @@ def load_public_key(pem: bytes | str) -> Ed25519PublicKey:
     return key
 
 
-def verify(message: bytes, signature_b64: str, public_key: Ed25519PublicKey) -> None:
+def signature_check(message: bytes, signature_b64: str, public_key: Ed25519PublicKey) -> None:
     """Raises SignatureInvalid unless signature_b64 is public_key's signature of message. Needs no settings."""
     try:
         signature = base64.b64decode(signature_b64, validate=True)

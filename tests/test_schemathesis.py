@@ -21,7 +21,7 @@ from config.wsgi import application
 from erasure.models import State
 from erasure.services import legal_hold_create
 from memories.services import api_key_create, memories_add
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 
 MAX_EXAMPLES = 25
 
@@ -49,7 +49,7 @@ def world(db: Any, keep_connection: Any) -> dict[str, Any]:
     _key, raw = api_key_create(name="fuzz", is_staff=True)
     memories_add(texts=["fuzz fact"] * 3, user_id="fuzz-subject", agent_id="bot")
     requests = [
-        make_request(state=state, user_ids=["fuzz-subject"]) for state in State.values for _ in range(3)
+        request_in_state(state=state, user_ids=["fuzz-subject"]) for state in State.values for _ in range(3)
     ]
     holds = [
         legal_hold_create(scope={"user_id": "fuzz-subject"}, reason="art17_3_e", actor="fuzz")

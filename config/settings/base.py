@@ -171,6 +171,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "memories.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {"subject_form": os.environ.get("SUBJECT_FORM_RATE", "20/hour")},
+    # How many reverse proxies in front of the app append to X-Forwarded-For: throttles key on the address the
+    # last of them saw. 0 (the default) trusts no header and uses REMOTE_ADDR.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Erasure workflow service",

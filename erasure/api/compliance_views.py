@@ -25,8 +25,8 @@ from ..retention import (
     retention_policy_run,
 )
 from ..services.suppression import NoActiveSuppression, erasure_request_suppression_lift
-from .proof_views import ProofApi, actor_of
-from .views import BAD_INPUT, StaffApi
+from .proof_views import ProofApi
+from .views import BAD_INPUT, StaffApi, actor_of
 
 
 class RetentionPolicyOutput(serializers.ModelSerializer):

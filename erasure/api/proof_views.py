@@ -18,11 +18,13 @@ from rest_framework.views import APIView
 
 from memories.auth import IsStaffKey
 
-from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_response
-from ..export import audit_export_response
+from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_issue
+from ..export import audit_export
 from ..models import ErasureRequest
 from ..selectors import allowed_actions
+from ..views.downloads import download_response
 from .serializers import ConflictOutput
+from .views import actor_of
 
 
 class IgnoreFormatParam(DefaultContentNegotiation):
@@ -31,10 +33,6 @@ class IgnoreFormatParam(DefaultContentNegotiation):
     def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
         renderer = renderers[0]
         return renderer, renderer.media_type
-
-
-def actor_of(request: Request) -> str:
-    return str(getattr(request.user, "username", "") or "apikey")
 
 
 class ProofApi(APIView):
@@ -69,7 +67,7 @@ class CertificateApi(ProofApi):
         params.is_valid(raise_exception=True)
         erasure_request = get_object_or_404(ErasureRequest, id=request_id)
         try:
-            return certificate_response(
+            download = certificate_issue(
                 request=erasure_request, actor=actor_of(request), fmt=params.validated_data["format"]
             )
         except CertificateNotAvailable as exc:
@@ -81,6 +79,7 @@ class CertificateApi(ProofApi):
             return Response(body, status=status.HTTP_409_CONFLICT)
         except ImproperlyConfigured:
             return Response({"error": SIGNING_NOT_CONFIGURED}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return download_response(download)
 
 
 class AuditExportApi(ProofApi):
@@ -121,9 +120,10 @@ class AuditExportApi(ProofApi):
     def get(self, request: Request) -> Any:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        return audit_export_response(
+        download = audit_export(
             fmt=params.validated_data["format"],
             date_from=params.validated_data.get("from"),
             date_to=params.validated_data.get("to"),
             actor=actor_of(request),
         )
+        return download_response(download)

@@ -9,7 +9,7 @@ from memories.models import LegalHold
 
 from .. import deadlines, selectors
 from ..models import STATE_TIMESTAMPS, ErasureRequest, Regulation, RejectionReason
-from ..services import NARROWING_KEYS
+from ..services import MAX_USER_ID_LENGTH, MAX_USER_IDS, NARROWING_KEYS
 
 
 class StrictSerializer(serializers.Serializer):
@@ -25,7 +25,9 @@ class StrictSerializer(serializers.Serializer):
 
 class SubjectInput(StrictSerializer):
     user_ids = serializers.ListField(
-        child=serializers.CharField(max_length=255, allow_blank=False), min_length=1, max_length=100
+        child=serializers.CharField(max_length=MAX_USER_ID_LENGTH, allow_blank=False),
+        min_length=1,
+        max_length=MAX_USER_IDS,
     )
     email = serializers.EmailField(required=False, allow_blank=True, default="")
 

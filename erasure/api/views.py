@@ -121,7 +121,7 @@ class ErasureRequestDetailApi(StaffApi):
 
 # The staff actions the API offers: action -> (input serializer, summary of its operation).
 ACTIONS: dict[str, tuple[type[serializers.Serializer], str]] = {
-    Action.VERIFY_IDENTITY: (s.NoteInput, "Mark the subject's identity as verified"),
+    Action.CONFIRM_IDENTITY: (s.NoteInput, "Mark the subject's identity as verified"),
     Action.SCOPE: (s.EmptyInput, "Count exactly what will be erased → scoped"),
     Action.APPROVE: (s.EmptyInput, "Start the deletion (workers take it to deleted, then verified)"),
     Action.REJECT: (s.RejectInput, "Reject with a DRP reason code → rejected"),
@@ -149,7 +149,7 @@ class _ActionApi(StaffApi):
 def action_api(action: str) -> type[_ActionApi]:
     """The view of one staff action, with its own operation in the schema."""
     body, summary = ACTIONS[action]
-    states = ", ".join(sorted(TRANSITIONS[action][0]))
+    states = ", ".join(sorted(TRANSITIONS[action].sources))
 
     class ActionApi(_ActionApi):
         action_name = action

@@ -6,7 +6,7 @@ service writes one audit entry holding ids, states, counts and pseudonyms only.
 
 requests.py holds the moves made by callers, verification.py those made by the workers, holds.py the legal
 holds, messages.py the subject's e-mails. Every public name is re-exported here, so callers import from
-`erasure.services`.
+`erasure.services`. The path from a deletion job's end to `verified` is told in erasure/receivers.py.
 """
 
 from .common import NONE_KEY, engine_scope
@@ -18,15 +18,15 @@ from .requests import (
     erasure_request_approve,
     erasure_request_cancel,
     erasure_request_check_action,
+    erasure_request_confirm_identity,
     erasure_request_count,
     erasure_request_create,
     erasure_request_extend,
     erasure_request_reject,
     erasure_request_retry,
     erasure_request_scope,
-    erasure_request_verify_identity,
 )
-from .validation import MAX_USER_IDS, NARROWING_KEYS
+from .validation import MAX_USER_ID_LENGTH, MAX_USER_IDS, NARROWING_KEYS
 from .verification import (
     CHECKED_TABLES,
     erasure_request_fail,
@@ -34,11 +34,13 @@ from .verification import (
     erasure_request_pseudonymise,
     erasure_request_verify,
     erasure_requests_resume_stale,
+    verification_start,
 )
 
 __all__ = [
     "CHECKED_TABLES",
     "MAX_USER_IDS",
+    "MAX_USER_ID_LENGTH",
     "NARROWING_KEYS",
     "NONE_KEY",
     "IllegalTransition",
@@ -46,7 +48,7 @@ __all__ = [
     "ErasureInputError",
     "VerificationIncomplete",
     "erasure_request_create",
-    "erasure_request_verify_identity",
+    "erasure_request_confirm_identity",
     "erasure_request_count",
     "erasure_request_scope",
     "erasure_request_approve",
@@ -61,6 +63,7 @@ __all__ = [
     "erasure_request_pseudonymise",
     "erasure_request_job_finished",
     "erasure_requests_resume_stale",
+    "verification_start",
     "engine_scope",
     "status_link",
     "legal_hold_create",

@@ -1,10 +1,8 @@
-"""What the request services share: the compare-and-set move, the engine's scope of a request, and the
-verification enqueued on commit."""
+"""What the request services share: the compare-and-set move of the lifecycle table and the engine's scope of
+a request."""
 
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from ..models import TRANSITIONS, ErasureRequest
@@ -18,29 +16,18 @@ def engine_scope(request: ErasureRequest) -> dict[str, Any]:
     return {"user_id": sorted(request.subject_user_ids), **(request.scope or {})}
 
 
-def compare_and_set(
-    request: ErasureRequest, action: str, *, guard: Q | None = None, **updates: Any
-) -> ErasureRequest:
-    """Moves the row only if it is still in the state this caller saw (and passes `guard`)."""
-    from_states, target = TRANSITIONS[action]
-    if request.state not in from_states:
+def compare_and_set(request: ErasureRequest, action: str, **updates: Any) -> ErasureRequest:
+    """Makes the move `action` of the table (erasure.models.TRANSITIONS) in one UPDATE whose WHERE clause is the
+    move's: the state this caller saw, and the move's guard. When no row matches (someone moved it first, or the
+    table does not allow the move) raises IllegalTransition with the state as it is now."""
+    move = TRANSITIONS[action]
+    if request.state not in move.sources:
         raise IllegalTransition(request, action)
-    if target is not None:
-        updates["state"] = target
+    if move.target is not None:
+        updates["state"] = move.target
     updates["updated_at"] = timezone.now()
-    qs = ErasureRequest.objects.filter(id=request.id, state=request.state)
-    if guard is not None:
-        qs = qs.filter(guard)
+    qs = ErasureRequest.objects.filter(ErasureRequest.move_filter(action, state=request.state), id=request.id)
     if qs.update(**updates) != 1:
         raise IllegalTransition(request, action)
     request.refresh_from_db()
     return request
-
-
-def enqueue_verify(request_id: str) -> None:
-    """Has the request verified once the current transaction commits: at once in this process when it is the
-    worker task whose deletion job just finished, otherwise (and whenever that cannot finish the verification)
-    by the verification task (erasure.tasks.verify_now_or_enqueue)."""
-    from ..tasks import verify_now_or_enqueue  # the tasks module imports the services
-
-    transaction.on_commit(lambda: verify_now_or_enqueue(request_id))

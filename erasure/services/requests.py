@@ -26,13 +26,13 @@ from ..models import (
     IdentityStatus,
     Regulation,
     RejectionReason,
-    State,
 )
-from ..selectors import action_allowed, status_token_hash
-from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
+from ..selectors import status_token_hash
+from .common import NONE_KEY, compare_and_set, engine_scope
 from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition
 from .messages import receipt_mail_send
 from .validation import clean_scope, clean_subject
+from .verification import verification_start
 
 logger = logging.getLogger(__name__)
 
@@ -109,14 +109,15 @@ def erasure_request_create(
 
 
 @transaction.atomic
-def erasure_request_verify_identity(*, request: ErasureRequest, actor: str, note: str = "") -> ErasureRequest:
-    """Records that staff verified the subject's identity (state stays `received`). Side effects: the row's
+def erasure_request_confirm_identity(
+    *, request: ErasureRequest, actor: str, note: str = ""
+) -> ErasureRequest:
+    """Records that staff confirmed the subject's identity (state stays `received`). Side effects: the row's
     identity fields, one audit entry."""
     now = timezone.now()
     request = compare_and_set(
         request,
-        Action.VERIFY_IDENTITY,
-        guard=Q(identity_status=IdentityStatus.PENDING),
+        Action.CONFIRM_IDENTITY,
         identity_status=IdentityStatus.VERIFIED,
         identity_verified_at=now,
         identity_verified_by=actor[:150],
@@ -148,7 +149,10 @@ def erasure_request_count(*, request: ErasureRequest) -> dict[str, Any]:
 def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequest:
     """Computes exact counts and moves the request to `scoped` (again, if already scoped and not approved).
     Raises IdentityNotVerified before identity verification. Side effects: counts on the row, one audit entry."""
-    if request.state in TRANSITIONS[Action.SCOPE][0] and request.identity_status != IdentityStatus.VERIFIED:
+    if (
+        request.state in TRANSITIONS[Action.SCOPE].sources
+        and request.identity_status != IdentityStatus.VERIFIED
+    ):
         request.refresh_from_db()
         if request.identity_status != IdentityStatus.VERIFIED:
             raise IdentityNotVerified(request, Action.SCOPE, "the subject's identity must be verified first")
@@ -156,7 +160,6 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
     request = compare_and_set(
         request,
         Action.SCOPE,
-        guard=Q(identity_status=IdentityStatus.VERIFIED, approved_at__isnull=True),
         scoped_at=timezone.now(),
         scoped_total=counts["total"],
         scoped_held=counts["held"],
@@ -186,7 +189,6 @@ def erasure_request_approve(*, request: ErasureRequest, actor: str) -> ErasureRe
     request = compare_and_set(
         request,
         Action.APPROVE,
-        guard=Q(approved_at__isnull=True),
         approved_at=timezone.now(),
         approved_by=actor[:150],
     )
@@ -220,7 +222,6 @@ def erasure_request_reject(
     request = compare_and_set(
         request,
         Action.REJECT,
-        guard=Q(approved_at__isnull=True),
         rejected_at=timezone.now(),
         rejection_reason=reason,
         rejection_note=note,
@@ -238,9 +239,7 @@ def erasure_request_reject(
 def erasure_request_cancel(*, request: ErasureRequest, actor: str, note: str = "") -> ErasureRequest:
     """→ `cancelled`, only before the deletion started (approved_at empty). Side effects: the row, one audit
     entry."""
-    request = compare_and_set(
-        request, Action.CANCEL, guard=Q(approved_at__isnull=True), cancelled_at=timezone.now()
-    )
+    request = compare_and_set(request, Action.CANCEL, cancelled_at=timezone.now())
     audit_append(
         actor=actor,
         action="request.cancelled",
@@ -265,7 +264,6 @@ def erasure_request_extend(*, request: ErasureRequest, actor: str, reason: str) 
         request = compare_and_set(
             request,
             Action.EXTEND,
-            guard=Q(extended_at__isnull=True, due_at=old_due),
             extended_at=timezone.now(),
             extension_reason=reason,
             due_at=new_due,
@@ -288,18 +286,15 @@ def erasure_request_retry(*, request: ErasureRequest, actor: str) -> ErasureRequ
     """From `failed`: when the deletion job failed, back to `scoped` (approved_at kept) and the job resumes from
     its saved cursor; when the job had finished and verification failed, back to `deleted` and verification is
     enqueued again. Side effects: the row, the job re-enqueued or the verify task, one audit entry."""
-    if request.state != State.FAILED:
+    if request.state not in TRANSITIONS[Action.RETRY].sources:
         raise IllegalTransition(request, Action.RETRY)
     job = DeletionJob.objects.filter(id=request.deletion_job_id).first() if request.deletion_job_id else None
     if job is not None and job.status == DeletionJob.Status.SUCCEEDED:
         request = compare_and_set(request, Action.COMPLETE_DELETION, failure_reason="")
-        enqueue_verify(str(request.id))
+        verification_start(str(request.id))
         resumed = "verification"
     else:
-        qs = ErasureRequest.objects.filter(id=request.id, state=State.FAILED)
-        if qs.update(state=State.SCOPED, failure_reason="", updated_at=timezone.now()) != 1:
-            raise IllegalTransition(request, Action.RETRY)
-        request.refresh_from_db()
+        request = compare_and_set(request, Action.RETRY, failure_reason="")
         if job is not None:
             engine.deletion_job_retry(job_id=job.id)
         resumed = "deletion"
@@ -314,14 +309,14 @@ def erasure_request_retry(*, request: ErasureRequest, actor: str) -> ErasureRequ
 
 def erasure_request_check_action(*, request: ErasureRequest, action: str) -> None:
     """Raises IllegalTransition if `action` is not possible now (for callers that validate before input)."""
-    if not action_allowed(request, action):
+    if not request.move_allowed(action):
         raise IllegalTransition(request, action)
 
 
 # Staff action -> its service, called with (request, actor, cleaned input); the input holds `note` and `reason`
 # where the action takes them.
 _STAFF_ACTION_CALLS: dict[str, Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]] = {
-    Action.VERIFY_IDENTITY: lambda r, a, d: erasure_request_verify_identity(
+    Action.CONFIRM_IDENTITY: lambda r, a, d: erasure_request_confirm_identity(
         request=r, actor=a, note=d["note"]
     ),
     Action.SCOPE: lambda r, a, d: erasure_request_scope(request=r, actor=a),

@@ -7,7 +7,9 @@ from memories.scope import NUL_REFUSED, ScopeError, validate_scope
 from .errors import ErasureInputError
 
 NARROWING_KEYS = ("agent_id", "app_id", "run_id", "metadata")
+# One request names at most this many user ids, each at most this long (API, console and public form alike).
 MAX_USER_IDS = 100
+MAX_USER_ID_LENGTH = 255
 
 
 def clean_subject(user_ids: Any, email: str) -> tuple[list[str], str]:
@@ -21,8 +23,8 @@ def clean_subject(user_ids: Any, email: str) -> tuple[list[str], str]:
     refuse_nul("user_ids", *user_ids)
     refuse_nul("email", email or "")
     clean = sorted({u.strip() for u in user_ids})
-    if any(len(u) > 255 for u in clean):
-        raise ErasureInputError("user_ids", "a user_id is at most 255 characters")
+    if any(len(u) > MAX_USER_ID_LENGTH for u in clean):
+        raise ErasureInputError("user_ids", f"a user_id is at most {MAX_USER_ID_LENGTH} characters")
     email = (email or "").strip()
     if email and ("@" not in email or len(email) > 254):
         raise ErasureInputError("email", "not a valid e-mail address")

@@ -3,8 +3,10 @@ the pseudonymisation of the subject's identifiers, and the sweeper of verificati
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
+from celery import current_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
@@ -19,7 +21,7 @@ from memories.services import write_block_lift, write_block_place
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
 from ..privacy import erasure_request_verified_compliance
-from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
+from .common import NONE_KEY, compare_and_set, engine_scope
 from .errors import IllegalTransition, VerificationIncomplete
 from .messages import completion_mail_send
 
@@ -27,8 +29,10 @@ logger = logging.getLogger(__name__)
 
 
 def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
-    """Called inside the deletion job's final transaction. SUCCEEDED → `deleted` with the job's counts and the
-    verify task enqueued on commit; FAILED → `failed`. Jobs that belong to no request are ignored."""
+    """Step 2 of the path from a job's end to `verified` (erasure/receivers.py). Called inside the deletion job's
+    final transaction: SUCCEEDED → `deleted` with the job's counts, and the verification started on commit (here,
+    when this runs in the worker task that ran the job); FAILED → `failed`. Jobs that belong to no request are
+    ignored. Side effects: the row, one audit entry."""
     request = ErasureRequest.objects.filter(deletion_job_id=job.id).first()
     if request is None:
         return None
@@ -37,7 +41,6 @@ def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
             request = compare_and_set(
                 request,
                 Action.COMPLETE_DELETION,
-                guard=Q(approved_at__isnull=False),
                 deleted_at=timezone.now(),
                 deleted_count=job.deleted_count,
                 held_count=job.held_count,
@@ -58,12 +61,42 @@ def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
                     "deleted_ids_digest": job.digest,
                 },
             )
-            enqueue_verify(str(request.id))
+            verification_start(str(request.id), here=_in_worker_task())
         elif job.status == DeletionJob.Status.FAILED:
             request = erasure_request_fail(request=request, reason=job.error or "deletion job failed")
     except IllegalTransition:
         logger.warning("job finished for a request in another state", extra={"request": str(request.id)})
     return request
+
+
+def _in_worker_task() -> bool:
+    # current_task is a proxy: outside a Celery task it stands for None (falsy)
+    return bool(current_task)
+
+
+def verification_start(request_id: str, *, here: bool = False) -> None:
+    """Step 3 of the path (erasure/receivers.py): once the current transaction commits, the request is verified.
+    With `here` (the worker task whose deletion job just finished; ERASURE_VERIFY_INLINE on) at once in this
+    process, one task and one broker round trip less; otherwise, and whenever that cannot finish (residue to wait
+    for, an error), by erasure.tasks.erasure_request_verify_task with its retries and back-off. A worker killed in
+    between leaves the request in `deleted`, where the beat sweeper (erasure_requests_resume_stale) finds it."""
+    transaction.on_commit(
+        partial(_verify_here_or_enqueue, request_id, here=here and settings.ERASURE_VERIFY_INLINE)
+    )
+
+
+def _verify_here_or_enqueue(request_id: str, *, here: bool) -> None:
+    if here:
+        try:
+            erasure_request_verify(request_id=request_id)
+            return
+        except IllegalTransition:
+            return  # verified (or moved on) by someone else
+        except Exception as exc:  # noqa: BLE001 - the task below retries; class name only, never data
+            logger.warning("inline verification deferred to the task", extra={"error": type(exc).__name__})
+    from ..tasks import erasure_request_verify_task  # the tasks module imports the services
+
+    erasure_request_verify_task.delay(request_id)
 
 
 @transaction.atomic
@@ -198,9 +231,8 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             request.notified_at = timezone.now()
             request.save(update_fields=["notified_at", "updated_at"])
         request = erasure_request_pseudonymise(request=request, actor="worker")
-        erasure_request_verified_compliance(
-            request=request
-        )  # certificate issued, the subject's other requests
+        # the certificate issued and stored, the subject's other closed requests pseudonymised
+        erasure_request_verified_compliance(request=request)
     logger.info("erasure request verified", extra={"request": str(request.id)})
     return request
 
@@ -220,7 +252,7 @@ def erasure_requests_resume_stale(*, stale_seconds: float | None = None) -> int:
         )
         ErasureRequest.objects.filter(id__in=ids).update(updated_at=now)
         for request_id in ids:
-            enqueue_verify(str(request_id))
+            verification_start(str(request_id))
     if ids:
         logger.warning("re-enqueued stale verifications", extra={"count": len(ids)})
     return len(ids)

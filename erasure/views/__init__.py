@@ -14,8 +14,6 @@ from .staff_auth import StaffLoginView
 from .staff_exports import export_download, exports
 from .staff_holds import legal_hold_lift_view, legal_holds
 from .subject import (
-    form_throttle_hit,
-    form_throttle_reset,
     subject_request,
     subject_status,
     subject_submitted,
@@ -26,8 +24,6 @@ __all__ = [
     "StaffLoginView",
     "export_download",
     "exports",
-    "form_throttle_hit",
-    "form_throttle_reset",
     "legal_hold_lift_view",
     "legal_holds",
     "queue",

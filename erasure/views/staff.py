@@ -16,18 +16,19 @@ from django.views.decorators.http import require_GET, require_http_methods
 from memories.scope import ScopeError
 
 from .. import deadlines, selectors, services
-from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_response
+from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_issue
 from ..forms import (
     ApproveForm,
     CancelForm,
+    ConfirmIdentityForm,
     ExtendForm,
     QueueFilterForm,
     RejectForm,
     StaffRequestForm,
-    VerifyIdentityForm,
 )
 from ..models import ErasureRequest, State
 from ..services.suppression import suppression_active
+from .downloads import download_response
 from .staff_auth import staff_actor, staff_required
 
 logger = logging.getLogger(__name__)
@@ -113,10 +114,6 @@ TIMELINE = [
 ]
 
 
-def _is_running(erasure: ErasureRequest) -> bool:
-    return bool(erasure.approved_at) and erasure.state in (State.SCOPED, State.DELETED)
-
-
 def _progress(erasure: ErasureRequest) -> dict[str, Any] | None:
     if not erasure.approved_at:
         return None
@@ -135,7 +132,7 @@ def _action_forms(
     erasure: ErasureRequest, bound: dict[str, forms.Form] | None = None
 ) -> dict[str, forms.Form]:
     prefix = {
-        "verify-identity": VerifyIdentityForm,
+        "verify-identity": ConfirmIdentityForm,
         "reject": RejectForm,
         "cancel": CancelForm,
         "extend": ExtendForm,
@@ -152,7 +149,7 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
     return {
         "erasure": erasure,
         "allowed": allowed,
-        "verify_form": forms_by_action["verify-identity"],
+        "confirm_identity_form": forms_by_action["verify-identity"],
         "reject_form": forms_by_action["reject"],
         "cancel_form": forms_by_action["cancel"],
         "extend_form": forms_by_action["extend"],
@@ -160,7 +157,7 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
         "late_days": -days if days is not None and days < 0 else 0,
         "overdue": deadlines.is_overdue(erasure),
         "progress": _progress(erasure),
-        "running": _is_running(erasure),
+        "running": erasure.is_running,
         "suppression_active": erasure.suppress and suppression_active(request=erasure),
         "timeline": [(label, getattr(erasure, f)) for f, label in TIMELINE if getattr(erasure, f)],
         "audit": list(erasure.audit_entries.order_by("id")),
@@ -190,7 +187,7 @@ def request_progress(request: HttpRequest, pk: str) -> JsonResponse:
             "total": data.get("total"),
             "job_status": data.get("job_status"),
             "percent": data.get("percent"),
-            "running": _is_running(erasure),
+            "running": erasure.is_running,
         }
     )
 
@@ -202,7 +199,7 @@ def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
     erasure = get_object_or_404(ErasureRequest, pk=pk)
     fmt = "pdf" if request.GET.get("format") == "pdf" else "json"
     try:
-        return certificate_response(request=erasure, actor=staff_actor(request), fmt=fmt)
+        return download_response(certificate_issue(request=erasure, actor=staff_actor(request), fmt=fmt))
     except CertificateNotAvailable:
         messages.error(request, "A certificate is issued only once the request is verified.")
     except ImproperlyConfigured:
@@ -212,7 +209,7 @@ def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
 
 # action -> (form class or None, success message); services.erasure_request_act runs the action.
 ACTIONS: dict[str, tuple[type[forms.Form] | None, str]] = {
-    "verify-identity": (VerifyIdentityForm, "Identity marked as verified."),
+    "verify-identity": (ConfirmIdentityForm, "Identity marked as verified."),
     "scope": (None, "Scope computed."),
     "approve": (ApproveForm, "Erasure approved: the deletion has started."),
     "reject": (RejectForm, "Request rejected."),

@@ -4,8 +4,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from ..export import audit_export_response
+from ..export import audit_export
 from ..forms import ExportForm
+from .downloads import download_response
 from .staff_auth import staff_actor, staff_required
 
 
@@ -26,10 +27,11 @@ def export_download(request: HttpRequest) -> HttpResponseBase:
     form = ExportForm(request.GET)
     if not form.is_valid():
         return render(request, "erasure/staff/exports.html", {"form": form, "nav": "exports"}, status=400)
-    return audit_export_response(
+    download = audit_export(
         fmt=form.cleaned_data["format"],
         date_from=form.cleaned_data["from"],
         date_to=form.cleaned_data["to"],
         actor=staff_actor(request),
         via="privacy-team UI",
     )
+    return download_response(download)

@@ -1,15 +1,11 @@
-"""The data subject's pages: the request form (honeypot, rate limit by keyed IP hash) and the status page.
+"""The data subject's pages: the request form (honeypot, rate limit: erasure/throttling.py) and the status page.
 
 Subject identifiers never appear in a URL (except the subject's own secret status token) or in a log line.
 """
 
-import hashlib
 import logging
-import time
 from typing import Any
 
-from django.conf import settings
-from django.core.cache import cache
 from django.http import (
     Http404,
     HttpRequest,
@@ -26,55 +22,11 @@ from ..forms import (
     SubjectRequestForm,
 )
 from ..models import ErasureRequest, IdentityStatus, State
+from ..throttling import subject_form_throttle_hit
 
 logger = logging.getLogger(__name__)
 
 SUBMITTED_SESSION_KEY = "erasure_submitted_request"
-
-
-# --- abuse protection of the public form ---------------------------------------------------------------------
-
-
-def _form_rate() -> tuple[int, int]:
-    """(requests, seconds) from SUBJECT_FORM_RATE (e.g. "20/hour") or REST_FRAMEWORK's "subject_form" rate."""
-    rates: Any = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES") or {}
-    rate = getattr(settings, "SUBJECT_FORM_RATE", None) or rates.get("subject_form", "20/hour")
-    count, _, period = str(rate).partition("/")
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[:1].lower()]
-    return int(count), seconds
-
-
-def _client_key(request: HttpRequest) -> str:
-    # A keyed hash: the cache never holds a visitor's IP address in clear.
-    ip = request.META.get("REMOTE_ADDR", "")
-    return hashlib.sha256(f"{settings.SECRET_KEY}:form-ip:{ip}".encode()).hexdigest()[:32]
-
-
-def _throttle_key(client: str, now: float | None = None) -> tuple[str, int]:
-    _count, seconds = _form_rate()
-    window = int((now if now is not None else time.time()) // seconds)
-    return f"subject-form:{client}:{window}", seconds
-
-
-def form_throttle_hit(request: HttpRequest) -> bool:
-    """Counts one submission; False once the client is over the rate in the current fixed window."""
-    limit, _ = _form_rate()
-    key, seconds = _throttle_key(_client_key(request))
-    cache.add(key, 0, timeout=seconds + 5)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=seconds + 5)
-        used = 1
-    return used <= limit
-
-
-def form_throttle_reset(remote_addr: str) -> None:
-    """Forgets the current window's count for one address (tests, and staff unblocking a shared NAT)."""
-    key, _ = _throttle_key(
-        hashlib.sha256(f"{settings.SECRET_KEY}:form-ip:{remote_addr}".encode()).hexdigest()[:32]
-    )
-    cache.delete(key)
 
 
 # --- data subject pages --------------------------------------------------------------------------------------
@@ -86,9 +38,12 @@ def subject_request(request: HttpRequest) -> HttpResponse:
     form = SubjectRequestForm(request.POST or None)
     context: dict[str, Any] = {"form": form, "regulation_help": REGULATION_HELP}
     if request.method == "POST":
-        if not form_throttle_hit(request):
+        retry_after = subject_form_throttle_hit(request)
+        if retry_after is not None:
             logger.warning("subject form throttled")
-            return render(request, "erasure/subject_throttled.html", status=429)
+            response = render(request, "erasure/subject_throttled.html", status=429)
+            response["Retry-After"] = str(retry_after)
+            return response
         if form.is_bot:
             # Answer like a success so a bot learns nothing; nothing is created or sent.
             logger.info("subject form honeypot filled")
@@ -173,7 +128,7 @@ def _subject_progress(erasure: ErasureRequest) -> tuple[str, str, list[dict[str,
             "the deadline below still applies.",
             steps,
         )
-    if erasure.approved_at:
+    if erasure.is_running:
         return ("Your data is being erased", "The erasure has started and will finish shortly.", steps)
     if state == State.SCOPED:
         return (

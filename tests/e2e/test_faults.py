@@ -366,9 +366,9 @@ def test_two_deliveries_of_the_verification_at_once_count_the_stragglers_once():
     # task delivered twice at the same instant (a retry and a sweeper re-enqueue)
     from erasure.models import State
     from erasure.services import IllegalTransition, erasure_request_verify
-    from tests.erasure.lifecycle_factories import make_request
+    from tests.erasure.factories import request_in_state
 
-    request = make_request(
+    request = request_in_state(
         state=State.DELETED, user_ids=["twice-verified"], deleted_count=10, history_purged_count=3
     )
     stragglers = memories_add(texts=[f"straggler {i}" for i in range(40)], user_id="twice-verified")

@@ -18,10 +18,10 @@ from django.core import mail
 from django.utils import timezone
 
 from erasure.models import ErasureRequest, State
-from erasure.views import form_throttle_reset
+from erasure.throttling import subject_form_throttle_reset
 from memories.models import Memory
 from memories.services import memories_add
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -55,17 +55,17 @@ def _path_of(link: str) -> str:
 
 def test_subject_request_to_verified_erasure_in_a_real_browser(live_server, browser, start_worker):
     # given: the subject's memories, some other requests in the queue, a staff account, a worker
-    form_throttle_reset("127.0.0.1")
+    subject_form_throttle_reset("127.0.0.1")
     memories_add(
         texts=["likes hiking", "lives near the lake"], user_id="e2e-subject", agent_id="coach", run_id="r1"
     )
     memories_add(texts=["prefers tea"], user_id="e2e-subject", agent_id="support")
     memories_add(texts=["someone else"], user_id="bystander", agent_id="coach")
-    make_request(
+    request_in_state(
         user_ids=["older-1"], regulation="ccpa", due_at=timezone.localdate() - datetime.timedelta(days=2)
     )
-    make_request(user_ids=["older-2"], state=State.SCOPED)
-    make_request(user_ids=["older-3"], state=State.VERIFIED, verified_at=timezone.now())
+    request_in_state(user_ids=["older-2"], state=State.SCOPED)
+    request_in_state(user_ids=["older-3"], state=State.VERIFIED, verified_at=timezone.now())
     get_user_model().objects.create_user("dpo", password="e2e-password-123", is_staff=True)
     worker = start_worker("ui")
     mail.outbox.clear()

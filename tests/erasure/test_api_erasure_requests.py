@@ -9,7 +9,7 @@ from django.core.management import call_command
 from erasure.models import STAFF_ACTIONS, AuditEntry, ErasureRequest, State
 from memories.models import LegalHold, Memory
 from memories.services import memories_add
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +98,7 @@ def test_full_staff_flow_until_approval_through_the_api(staff_api):
 @pytest.mark.parametrize("state", [s.value for s in State])
 @pytest.mark.parametrize("action", [a.value for a in STAFF_ACTIONS])
 def test_every_action_answers_200_or_409_as_the_table_says(staff_api, state, action):
-    request = make_request(state=state, user_ids=["subj"])
+    request = request_in_state(state=state, user_ids=["subj"])
     body = {"reject": {"reason": "other"}, "extend": {"reason": "busy"}}.get(action, {})
     allowed = staff_api.get(f"{BASE}{request.id}/").json()["allowed_actions"]
     response = staff_api.post(f"{BASE}{request.id}/{action}/", body, format="json")
@@ -111,7 +111,7 @@ def test_every_action_answers_200_or_409_as_the_table_says(staff_api, state, act
 
 
 def test_reject_with_an_unknown_code_is_400_naming_reason(staff_api):
-    request = make_request()
+    request = request_in_state()
     response = staff_api.post(f"{BASE}{request.id}/reject/", {"reason": "dislike"}, format="json")
     assert response.status_code == 400 and "reason" in response.json()
     response = staff_api.post(
@@ -121,7 +121,7 @@ def test_reject_with_an_unknown_code_is_400_naming_reason(staff_api):
 
 
 def test_extend_twice_is_400(staff_api):
-    request = make_request(regulation="ccpa")
+    request = request_in_state(regulation="ccpa")
     url = f"{BASE}{request.id}/extend/"
     assert staff_api.post(url, {}, format="json").status_code == 400
     first = staff_api.post(url, {"reason": "complex"}, format="json")
@@ -136,9 +136,9 @@ def test_unknown_request_is_404(staff_api):
 
 
 def test_list_filters_and_cursor_pages(staff_api):
-    late = make_request(regulation="ccpa", due_at="2020-01-01")
+    late = request_in_state(regulation="ccpa", due_at="2020-01-01")
     for _ in range(3):
-        make_request(regulation="gdpr")
+        request_in_state(regulation="gdpr")
     body = staff_api.get(BASE, {"overdue": "true"}).json()
     assert [r["id"] for r in body["results"]] == [str(late.id)]
     assert body["results"][0]["overdue"] is True and body["results"][0]["days_left"] < 0

@@ -8,12 +8,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test import override_settings
 
-from erasure.audit import audit_append, audit_chain_verify
+from erasure.audit import audit_append, audit_chain_recompute
 from erasure.auditlog import POLICY, REDACTED, auditlog_register, unchained_logentry
 from erasure.models import AuditEntry, ErasureRequest
 from memories.models import ApiKey, DeletionJob, LegalHold, Memory, MemoryHistory
 from memories.services import api_key_create
-from tests.erasure.proof_factories import CANARY_EMAIL, CANARY_USER, make_request
+from tests.erasure.factories import CANARY_EMAIL, CANARY_USER, canary_request
 
 CANARIES = [
     CANARY_USER,
@@ -67,7 +67,7 @@ def test_a_registered_memory_model_is_refused_at_startup():
 
 def test_request_changes_never_reach_auditlog_or_the_chain_with_personal_data(db):
     # given a request holding the subject's identifiers and free text in every personal field
-    request = make_request(
+    request = canary_request(
         state="received",
         scope={"agent_id": "canary-agent-77"},
         scoped_by_agent={"canary-agent-77": 3},
@@ -98,7 +98,7 @@ def test_request_changes_never_reach_auditlog_or_the_chain_with_personal_data(db
 
 
 def test_a_compare_and_set_move_is_reconciled_into_auditlog(db):
-    request = make_request(state="received")
+    request = canary_request(state="received")
     ErasureRequest.objects.filter(id=request.id, state="received").update(state="scoped", scoped_total=12)
 
     entry = audit_append(
@@ -120,7 +120,7 @@ def test_a_compare_and_set_move_is_reconciled_into_auditlog(db):
 
 
 def test_every_logentry_is_chained_with_its_digest(db):
-    request = make_request(state="received")
+    request = canary_request(state="received")
     api_key_create(name="auditor", is_staff=True)
     audit_append(actor="t", action="request.touched", request=request, data={})
 
@@ -134,7 +134,7 @@ def test_every_logentry_is_chained_with_its_digest(db):
         chained.filter(reference=request.reference, request=None).count()
         == LogEntry.objects.get_for_object(request).count()
     )
-    assert audit_chain_verify().ok
+    assert audit_chain_recompute().ok
 
 
 def test_api_key_logentry_has_no_key_hash(db):
@@ -163,33 +163,33 @@ def _tamper_logentry(sql: str, params: list) -> None:
 
 
 def test_an_altered_logentry_is_detected_by_the_chain(db):
-    request = make_request(state="received")
+    request = canary_request(state="received")
     audit_append(actor="t", action="request.touched", request=request, data={})
     victim = LogEntry.objects.get_for_object(request).order_by("id").first()
     _tamper_logentry("UPDATE auditlog_logentry SET object_repr = 'forged' WHERE id = %s", [victim.id])
 
-    report = audit_chain_verify()
+    report = audit_chain_recompute()
 
     chain_entry = AuditEntry.objects.get(action="auditlog", data__logentry_id=victim.id)
     assert not report.ok and report.broken_id == chain_entry.id and "altered" in report.reason
 
 
 def test_a_deleted_logentry_is_detected_by_the_chain(db):
-    request = make_request(state="received")
+    request = canary_request(state="received")
     victim = LogEntry.objects.get_for_object(request).get()
     _tamper_logentry("DELETE FROM auditlog_logentry WHERE id = %s", [victim.id])
 
-    report = audit_chain_verify()
+    report = audit_chain_recompute()
 
     assert not report.ok and "missing" in report.reason
 
 
 def test_an_unchained_logentry_is_detected(db):
-    request = make_request(state="received")
+    request = canary_request(state="received")
     # A LogEntry inserted behind the application's back (post_save not sent) has no chain entry.
     LogEntry.objects.bulk_create([LogEntry(content_type=LogEntry.objects.get_for_object(request).get().content_type,
                                            object_pk=str(request.pk), object_repr="x", action=1, changes={})])  # fmt: skip
 
-    report = audit_chain_verify()
+    report = audit_chain_recompute()
 
     assert not report.ok and "not covered by the chain" in report.reason

@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
-from erasure.audit import GENESIS, AuditDataRefused, audit_append, audit_chain_verify, entry_hash
+from erasure.audit import GENESIS, AuditDataRefused, audit_append, audit_chain_recompute, entry_hash
 from erasure.models import AuditEntry
-from tests.erasure.proof_factories import CANARY_EMAIL, CANARY_USER, make_request
+from tests.erasure.factories import CANARY_EMAIL, CANARY_USER, canary_request
 
 
 def run_verify() -> tuple[int, str, str]:
@@ -63,7 +63,7 @@ def test_verify_audit_chain_on_an_empty_chain(db):
 
 @pytest.mark.parametrize("table", ["erasure_auditentry", "auditlog_logentry"])
 def test_trigger_refuses_raw_update_and_delete(db, table):
-    make_request(state="received")  # writes a LogEntry (and its chain entry)
+    canary_request(state="received")  # writes a LogEntry (and its chain entry)
     append_some(1)
     with connection.cursor() as cur:
         cur.execute(f"SELECT max(id) FROM {table}")
@@ -138,7 +138,7 @@ def test_a_deleted_middle_entry_is_detected(db):
 
 
 def test_audit_append_refuses_personal_keys_and_the_subjects_identifiers(db):
-    request = make_request(state="received")
+    request = canary_request(state="received")
     before = AuditEntry.objects.count()
 
     # (each call in its own block: a refusal aborts the caller's whole transaction, as documented)
@@ -173,7 +173,7 @@ def test_concurrent_appends_never_fork_the_chain():
         t.join()
 
     assert not errors
-    report = audit_chain_verify(chunk_size=7)
+    report = audit_chain_recompute(chunk_size=7)
     assert report.ok and report.entries == 40
 
 

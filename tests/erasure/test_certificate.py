@@ -17,19 +17,19 @@ from django.test import override_settings
 
 from erasure import signing
 from erasure.audit import audit_append, audit_chain_head
+from erasure.canonical import canonical_json
 from erasure.certificate import (
     CertificateNotAvailable,
     UnknownSigningKey,
-    canonical_bytes,
+    certificate_authenticate,
     certificate_build,
-    certificate_check,
     certificate_check_trusted,
+    certificate_is_authentic,
     certificate_pdf,
-    certificate_verify,
 )
 from erasure.signing import SignatureInvalid
 from memories.pseudonyms import pseudonym
-from tests.erasure.proof_factories import CANARY_EMAIL, CANARY_USER, make_request
+from tests.erasure.factories import CANARY_EMAIL, CANARY_USER, canary_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,7 @@ def fresh_key_cache():
 
 
 def test_certificate_states_the_facts_of_a_verified_request(db):
-    request = make_request()
+    request = canary_request()
     audit_append(actor="worker", action="request.verified", request=request, data={"state": "verified"})
 
     doc = certificate_build(request=request)
@@ -76,14 +76,14 @@ def test_certificate_states_the_facts_of_a_verified_request(db):
 
 
 def test_certificate_never_holds_raw_identifiers_even_before_pseudonymisation(db):
-    request = make_request(state="verified", subject_user_ids=[CANARY_USER], subject_email=CANARY_EMAIL)
+    request = canary_request(state="verified", subject_user_ids=[CANARY_USER], subject_email=CANARY_EMAIL)
     text = json.dumps(certificate_build(request=request))
     assert CANARY_USER not in text and CANARY_EMAIL not in text
 
 
 @override_settings(BACKUP_RETENTION_DAYS=90, WAL_RETENTION_DAYS=3)
 def test_residual_windows_follow_the_settings(db):
-    cert = certificate_build(request=make_request())["certificate"]
+    cert = certificate_build(request=canary_request())["certificate"]
     assert cert["residual_windows"]["backups"]["retention_days"] == 90
     assert "90 days" in cert["residual_windows"]["backups"]["statement"]
     assert cert["residual_windows"]["wal"]["retention_days"] == 3
@@ -92,22 +92,22 @@ def test_residual_windows_follow_the_settings(db):
 @pytest.mark.parametrize("state", ["received", "scoped", "deleted", "failed", "rejected", "cancelled"])
 def test_no_certificate_before_verified(db, state):
     with pytest.raises(CertificateNotAvailable) as exc:
-        certificate_build(request=make_request(state=state))
+        certificate_build(request=canary_request(state=state))
     assert exc.value.state == state
 
 
 def test_signature_round_trip(db):
-    doc = certificate_build(request=make_request())
-    assert certificate_verify(doc)
-    assert certificate_verify(doc, doc["public_key"].encode())
-    assert certificate_check(json.loads(json.dumps(doc))) == doc["certificate"]["reference"]
+    doc = certificate_build(request=canary_request())
+    assert certificate_is_authentic(doc)
+    assert certificate_is_authentic(doc, doc["public_key"].encode())
+    assert certificate_authenticate(json.loads(json.dumps(doc))) == doc["certificate"]["reference"]
 
 
 def test_the_signed_bytes_are_the_canonical_json(db):
-    doc = certificate_build(request=make_request())
+    doc = certificate_build(request=canary_request())
     public = signing.load_public_key(doc["public_key"])
-    signing.verify(canonical_bytes(doc["certificate"]), doc["signature"], public)
-    assert canonical_bytes({"b": 1, "a": "é"}) == b'{"a":"\\u00e9","b":1}'
+    signing.signature_check(canonical_json(doc["certificate"]), doc["signature"], public)
+    assert canonical_json({"b": 1, "a": "é"}) == b'{"a":"\\u00e9","b":1}'
 
 
 @pytest.mark.parametrize(
@@ -122,31 +122,31 @@ def test_the_signed_bytes_are_the_canonical_json(db):
     ],
 )
 def test_a_tampered_certificate_is_invalid(db, tamper):
-    doc = certificate_build(request=make_request())
+    doc = certificate_build(request=canary_request())
     forged = copy.deepcopy(doc)
     tamper(forged)
-    assert not certificate_verify(forged)
+    assert not certificate_is_authentic(forged)
 
 
 def test_a_certificate_resigned_with_another_key_fails_against_the_published_key(db):
-    doc = certificate_build(request=make_request())
+    doc = certificate_build(request=canary_request())
     published = doc["public_key"].encode()
     other = Ed25519PrivateKey.generate()
     forged = copy.deepcopy(doc)
     forged["certificate"]["counts"]["deleted"] = 99
     forged["certificate"]["key_id"] = signing.key_id(other.public_key())
     forged["signature"] = (
-        __import__("base64").b64encode(other.sign(canonical_bytes(forged["certificate"]))).decode()
+        __import__("base64").b64encode(other.sign(canonical_json(forged["certificate"]))).decode()
     )
     forged["public_key"] = signing.public_key_pem(other.public_key())
 
-    assert certificate_verify(forged)  # self-consistent with its own embedded key ...
+    assert certificate_is_authentic(forged)  # self-consistent with its own embedded key ...
     with pytest.raises(SignatureInvalid, match="key_id"):
-        certificate_check(forged, published)  # ... but not with the issuer's published key
+        certificate_authenticate(forged, published)  # ... but not with the issuer's published key
 
 
 def test_reissue_is_identical_except_issuance_and_signature(db):
-    request = make_request()
+    request = canary_request()
     first = certificate_build(request=request)
     audit_append(actor="t", action="certificate.issued", request=request, data={})
     second = certificate_build(request=request)
@@ -166,7 +166,7 @@ def test_configured_pem_key_is_used(db):
     ).decode()
     with override_settings(CERTIFICATE_SIGNING_KEY=pem):
         signing.signing_key.cache_clear()
-        doc = certificate_build(request=make_request())
+        doc = certificate_build(request=canary_request())
     assert doc["key_id"] == signing.key_id(key.public_key())
 
 
@@ -206,7 +206,7 @@ def _pdf_text(pdf: bytes) -> bytes:
 
 
 def test_pdf_is_a_one_page_certificate_with_the_reference(db):
-    request = make_request()
+    request = canary_request()
 
     pdf = certificate_pdf(request=request)
 
@@ -231,7 +231,7 @@ def _run_verify_offline(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_verify_certificate_command_works_offline(db, tmp_path):
-    doc = certificate_build(request=make_request())
+    doc = certificate_build(request=canary_request())
     good = tmp_path / "cert.json"
     good.write_text(json.dumps(doc))
     key = tmp_path / "public.pem"
@@ -264,14 +264,14 @@ def _resigned(doc: dict, other: Ed25519PrivateKey) -> dict:
     forged = copy.deepcopy(doc)
     forged["certificate"]["counts"]["deleted"] = 99
     forged["certificate"]["key_id"] = forged["key_id"] = signing.key_id(other.public_key())
-    forged["signature"] = base64.b64encode(other.sign(canonical_bytes(forged["certificate"]))).decode()
+    forged["signature"] = base64.b64encode(other.sign(canonical_json(forged["certificate"]))).decode()
     forged["public_key"] = signing.public_key_pem(other.public_key())
     return forged
 
 
 def test_verify_certificate_refuses_a_certificate_resigned_with_another_key(db, tmp_path):
     # given: a genuine certificate, altered and re-signed with a fresh key embedded in it
-    doc = certificate_build(request=make_request())
+    doc = certificate_build(request=canary_request())
     path = tmp_path / "forged.json"
     path.write_text(json.dumps(_resigned(doc, Ed25519PrivateKey.generate())))
 
@@ -299,13 +299,13 @@ def test_after_a_key_rotation_old_certificates_still_verify_by_key_id(db, tmp_pa
 
     with override_settings(CERTIFICATE_SIGNING_KEY=pem(old_key)):
         signing.signing_key.cache_clear()
-        old_doc = certificate_build(request=make_request())
+        old_doc = certificate_build(request=canary_request())
     with override_settings(
         CERTIFICATE_SIGNING_KEY=pem(new_key),
         CERTIFICATE_SIGNING_KEY_PREVIOUS=signing.public_key_pem(old_key.public_key()),
     ):
         signing.signing_key.cache_clear()
-        new_doc = certificate_build(request=make_request())
+        new_doc = certificate_build(request=canary_request())
         published = signing.published_keys()
         trusted = signing.trusted_public_keys()
 

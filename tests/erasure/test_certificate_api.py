@@ -5,9 +5,9 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from erasure.certificate import certificate_verify
+from erasure.certificate import certificate_is_authentic
 from erasure.models import AuditEntry
-from tests.erasure.proof_factories import make_request
+from tests.erasure.factories import canary_request
 
 
 def url(request_id) -> str:
@@ -15,7 +15,7 @@ def url(request_id) -> str:
 
 
 def test_anonymous_is_401_and_a_plain_key_is_403(db, api):
-    request = make_request()
+    request = canary_request()
     assert APIClient().get(url(request.id)).status_code == 401
     response = api.get(url(request.id))
     assert response.status_code == 403
@@ -27,7 +27,7 @@ def test_unknown_request_is_404(staff_api):
 
 @pytest.mark.parametrize("state", ["received", "scoped", "deleted"])
 def test_before_verified_is_409_with_the_state(staff_api, state):
-    request = make_request(state=state)
+    request = canary_request(state=state)
 
     response = staff_api.get(url(request.id))
 
@@ -38,20 +38,20 @@ def test_before_verified_is_409_with_the_state(staff_api, state):
 
 
 def test_verified_request_gets_a_signed_json_certificate(staff_api):
-    request = make_request()
+    request = canary_request()
 
     response = staff_api.get(url(request.id))
 
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     doc = response.json()
     assert doc["certificate"]["reference"] == request.reference
-    assert certificate_verify(doc)
+    assert certificate_is_authentic(doc)
     issued = AuditEntry.objects.filter(request=request, action="certificate.issued").get()
     assert issued.actor == "apikey:staff-test" and issued.data["key_id"] == doc["key_id"]
 
 
 def test_format_pdf_answers_a_pdf(staff_api):
-    request = make_request()
+    request = canary_request()
 
     response = staff_api.get(url(request.id), {"format": "pdf"})
 
@@ -62,7 +62,7 @@ def test_format_pdf_answers_a_pdf(staff_api):
 
 
 def test_an_unknown_format_is_400_naming_the_field(staff_api):
-    response = staff_api.get(url(make_request().id), {"format": "xml"})
+    response = staff_api.get(url(canary_request().id), {"format": "xml"})
     assert response.status_code == 400 and "format" in response.json()
 
 
@@ -76,7 +76,7 @@ def test_without_a_signing_key_the_answer_is_503_naming_the_setting(staff_api, s
     settings.DEBUG = False
     settings.VAR_DIR = tmp_path
     signing_key.cache_clear()
-    erasure = make_request()
+    erasure = canary_request()
     try:
         # when
         response = staff_api.get(url(erasure.id))

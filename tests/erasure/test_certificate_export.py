@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from erasure import signing
-from erasure.certificate import certificate_check_trusted, certificate_issue
+from erasure.certificate import certificate_check_trusted, certificate_issue_once
 from erasure.models import AuditEntry, Certificate
-from tests.erasure.proof_factories import make_request
+from tests.erasure.factories import canary_request as make_request
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def test_the_zip_holds_each_certificate_of_the_range_verifiable_offline(staff_ap
     # given: four verified requests, one before and one after the range; one certificate stored already
     _verified_on(1), _verified_on(5)  # outside the range
     first, second = _verified_on(2), _verified_on(3)
-    stored_first = certificate_issue(request=first, actor="test")
+    stored_first = certificate_issue_once(request=first, actor="test")
     # when
     response, chunks, archive = _download(staff_api, **{"from": "2026-03-02", "to": "2026-03-04"})
     # then: the range's certificates, JSON and PDF, plus the published keys and a README

@@ -7,15 +7,15 @@ import json
 from auditlog.models import LogEntry
 from django.db import connection
 
-from erasure.audit import audit_chain_verify
-from erasure.certificate import certificate_build, certificate_verify
+from erasure.audit import audit_chain_recompute
+from erasure.certificate import certificate_build, certificate_is_authentic
 from erasure.models import ErasureRequest, State
 from erasure.services import (
     erasure_request_approve,
+    erasure_request_confirm_identity,
     erasure_request_create,
     erasure_request_scope,
     erasure_request_verify,
-    erasure_request_verify_identity,
 )
 from memories import engine
 from memories.models import DeletionJob, MemoryHistory, MemoryTombstone
@@ -52,7 +52,7 @@ def test_certificate_after_a_real_erasure(db, django_capture_on_commit_callbacks
     request, _token = erasure_request_create(
         regulation="ccpa", user_ids=[SUBJECT], email=EMAIL, channel="api", actor="apikey:staff"
     )
-    erasure_request_verify_identity(request=request, actor="apikey:staff", note=f"called {EMAIL}")
+    erasure_request_confirm_identity(request=request, actor="apikey:staff", note=f"called {EMAIL}")
     erasure_request_scope(request=request, actor="apikey:staff")
     erasure_request_approve(request=request, actor="apikey:staff")
 
@@ -68,7 +68,11 @@ def test_certificate_after_a_real_erasure(db, django_capture_on_commit_callbacks
     assert request.state == State.VERIFIED and request.subject_user_ids == []
     job = DeletionJob.objects.get(id=request.deletion_job_id)
     cert = first["certificate"]
-    assert certificate_verify(first) and response.status_code == 200 and certificate_verify(response.json())
+    assert (
+        certificate_is_authentic(first)
+        and response.status_code == 200
+        and certificate_is_authentic(response.json())
+    )
     assert cert["counts"] == {
         "scoped": 8,
         "scoped_held": 1,
@@ -111,5 +115,5 @@ def test_certificate_after_a_real_erasure(db, django_capture_on_commit_callbacks
         if e.changes and "state" in e.changes
     ]
     assert states == ["received", "scoped", "deleted", "verified"]  # the compare-and-set moves, reconciled
-    report = audit_chain_verify()
+    report = audit_chain_recompute()
     assert report.ok, report

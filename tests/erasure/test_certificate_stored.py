@@ -15,7 +15,7 @@ from erasure.models import AuditEntry, Certificate, State
 from erasure.services import erasure_request_approve, erasure_request_verify
 from memories import engine
 from memories.services import memories_add
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state as make_request
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from erasure.audit import audit_append
-from tests.erasure.proof_factories import CANARY_EMAIL, CANARY_USER, make_request
+from tests.erasure.factories import CANARY_EMAIL, CANARY_USER, canary_request
 
 URL = "/api/v1/audit/export/"
 
@@ -22,9 +22,9 @@ def day(y: int, m: int, d: int) -> datetime:
 
 @pytest.fixture
 def three_requests(db):
-    jan = make_request(state="received", received_at=day(2026, 1, 5))
-    feb = make_request(received_at=day(2026, 2, 10))
-    mar = make_request(state="scoped", received_at=day(2026, 3, 20))
+    jan = canary_request(state="received", received_at=day(2026, 1, 5))
+    feb = canary_request(received_at=day(2026, 2, 10))
+    mar = canary_request(state="scoped", received_at=day(2026, 3, 20))
     return jan, feb, mar
 
 

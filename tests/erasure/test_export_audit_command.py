@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 
 from erasure.models import AuditEntry
 from erasure.services import erasure_request_reject
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state as make_request
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from erasure.services import erasure_request_approve, erasure_request_verify
 from memories import engine
 from memories.models import Memory, WriteBlock
 from memories.services import memories_add
-from tests.erasure import proof_factories
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import canary_request
+from tests.erasure.factories import request_in_state as make_request
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_the_retention_page_lists_policies_runs_and_a_dry_run(staff_client):
 
 def test_the_report_page_shows_the_year_and_offers_csv(staff_client):
     received = datetime(2025, 5, 1, tzinfo=UTC)
-    proof_factories.make_request(
+    canary_request(
         regulation="ccpa", received_at=received, verified_at=received + timedelta(days=3), held_count=0
     )
 
@@ -88,7 +88,7 @@ def test_the_report_page_shows_the_year_and_offers_csv(staff_client):
 
 
 def test_the_exports_page_downloads_the_certificates_zip(staff_client):
-    request = proof_factories.make_request(verified_at=datetime(2026, 2, 10, tzinfo=UTC))
+    request = canary_request(verified_at=datetime(2026, 2, 10, tzinfo=UTC))
 
     response = staff_client.get(
         "/privacy-team/exports/certificates/", {"from": "2026-02-01", "to": "2026-02-28"}

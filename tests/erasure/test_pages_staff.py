@@ -8,9 +8,10 @@ from django.test import Client
 from django.utils import timezone
 
 from erasure.models import AuditEntry, ErasureRequest, IdentityStatus, State
+from erasure.services import erasure_request_create
 from memories.models import LegalHold, Memory
 from memories.services import memories_add
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def test_staff_pages_refuse_signed_in_accounts_without_staff_flag(client, path):
 
 
 def test_request_detail_and_actions_need_staff(client):
-    erasure = make_request()
+    erasure = request_in_state()
     assert client.get(_detail(erasure)).status_code == 302
     assert client.post(_action(erasure, "cancel"), {"cancel-note": ""}).status_code == 302
     erasure.refresh_from_db()
@@ -86,9 +87,9 @@ def test_login_lets_staff_in_and_keeps_other_accounts_out(client, staff):
 
 
 def test_queue_lists_requests_with_state_badges_and_highlights_overdue_ones(staff_client):
-    fresh = make_request(user_ids=["queue-subject"])
-    late = make_request(regulation="ccpa", due_at=timezone.localdate() - datetime.timedelta(days=3))
-    done = make_request(state=State.VERIFIED)
+    fresh = request_in_state(user_ids=["queue-subject"])
+    late = request_in_state(regulation="ccpa", due_at=timezone.localdate() - datetime.timedelta(days=3))
+    done = request_in_state(state=State.VERIFIED)
     response = staff_client.get("/privacy-team/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -101,10 +102,10 @@ def test_queue_lists_requests_with_state_badges_and_highlights_overdue_ones(staf
 
 
 def test_queue_filters_by_state_regulation_and_overdue(staff_client):
-    gdpr = make_request()
-    ccpa = make_request(regulation="ccpa")
-    scoped = make_request(state=State.SCOPED)
-    late = make_request(due_at=timezone.localdate() - datetime.timedelta(days=1))
+    gdpr = request_in_state()
+    ccpa = request_in_state(regulation="ccpa")
+    scoped = request_in_state(state=State.SCOPED)
+    late = request_in_state(due_at=timezone.localdate() - datetime.timedelta(days=1))
     by_state = staff_client.get("/privacy-team/?state=scoped").content.decode()
     assert scoped.reference in by_state and gdpr.reference not in by_state
     by_regulation = staff_client.get("/privacy-team/?regulation=ccpa").content.decode()
@@ -117,7 +118,7 @@ def test_queue_filters_by_state_regulation_and_overdue(staff_client):
 
 def test_queue_is_paginated(staff_client):
     for i in range(27):
-        make_request(user_ids=[f"p{i}"])
+        request_in_state(user_ids=[f"p{i}"])
     first = staff_client.get("/privacy-team/").content.decode()
     assert "Page 1 of 2" in first and first.count('<th scope="row"') == 25
     second = staff_client.get("/privacy-team/?page=2").content.decode()
@@ -156,7 +157,10 @@ def test_staff_new_request_form_names_the_bad_fields(staff_client):
 
 
 def test_detail_shows_identifiers_deadline_audit_and_only_the_allowed_buttons(staff_client):
-    erasure = make_request(user_ids=["detail-subject"], email="d@example.test")
+    # given: a request created through the service (which writes its first audit entry)
+    erasure, _token = erasure_request_create(
+        regulation="gdpr", user_ids=["detail-subject"], email="d@example.test", channel="api", actor="test"
+    )
     html = staff_client.get(_detail(erasure)).content.decode()
     assert "detail-subject" in html and "d@example.test" in html
     assert "request.created" in html  # audit trail
@@ -169,7 +173,7 @@ def test_verify_identity_then_scope_shows_exact_counts(staff_client):
     memories_add(texts=["a", "b"], user_id="count-subject", agent_id="bot", run_id="r1")
     memories_add(texts=["c"], user_id="count-subject", agent_id="coach")
     memories_add(texts=["not them"], user_id="someone-else", agent_id="bot")
-    erasure = make_request(user_ids=["count-subject"])
+    erasure = request_in_state(user_ids=["count-subject"])
     # when
     response = staff_client.post(
         _action(erasure, "verify-identity"), {"verify_identity-note": "account e-mail ok"}
@@ -193,7 +197,7 @@ def test_verify_identity_then_scope_shows_exact_counts(staff_client):
 
 def test_approve_has_a_confirm_step_and_starts_the_deletion(staff_client, django_capture_on_commit_callbacks):
     memories_add(texts=["x"], user_id="approve-subject")
-    erasure = make_request(user_ids=["approve-subject"])
+    erasure = request_in_state(user_ids=["approve-subject"])
     staff_client.post(_action(erasure, "verify-identity"), {"verify_identity-note": "ok"})
     staff_client.post(_action(erasure, "scope"))
     confirm = staff_client.get(_action(erasure, "approve"))
@@ -216,7 +220,7 @@ def test_approve_has_a_confirm_step_and_starts_the_deletion(staff_client, django
 
 
 def test_reject_needs_a_drp_reason(staff_client):
-    erasure = make_request()
+    erasure = request_in_state()
     bad = staff_client.post(_action(erasure, "reject"), {"reject-reason": "because", "reject-note": ""})
     assert bad.status_code == 400 and 'id="id_reject-reason_error"' in bad.content.decode()
     ok = staff_client.post(
@@ -228,7 +232,7 @@ def test_reject_needs_a_drp_reason(staff_client):
 
 
 def test_cancel_and_extend(staff_client):
-    erasure = make_request()
+    erasure = request_in_state()
     due = erasure.due_at
     assert staff_client.post(_action(erasure, "extend"), {"extend-reason": ""}).status_code == 400
     staff_client.post(_action(erasure, "extend"), {"extend-reason": "many requests this month"})
@@ -240,7 +244,7 @@ def test_cancel_and_extend(staff_client):
 
 
 def test_an_illegal_transition_is_shown_as_a_message_not_a_500(staff_client):
-    erasure = make_request(state=State.VERIFIED)
+    erasure = request_in_state(state=State.VERIFIED)
     # when
     response = staff_client.post(_action(erasure, "cancel"), {"cancel-note": ""}, follow=True)
     # then
@@ -252,7 +256,7 @@ def test_an_illegal_transition_is_shown_as_a_message_not_a_500(staff_client):
 
 
 def test_scoping_before_identity_verification_is_refused_with_a_message(staff_client):
-    erasure = make_request()
+    erasure = request_in_state()
     html = staff_client.post(_action(erasure, "scope"), follow=True).content.decode()
     assert "Cannot scope" in html
     erasure.refresh_from_db()
@@ -260,20 +264,20 @@ def test_scoping_before_identity_verification_is_refused_with_a_message(staff_cl
 
 
 def test_retry_appears_only_for_failed_requests(staff_client):
-    failed = make_request(state=State.FAILED, failure_reason="worker lost")
+    failed = request_in_state(state=State.FAILED, failure_reason="worker lost")
     html = staff_client.get(_detail(failed)).content.decode()
     assert "/retry/" in html and "worker lost" in html
 
 
 def test_unknown_action_is_404(staff_client):
-    erasure = make_request()
+    erasure = request_in_state()
     assert staff_client.post(_action(erasure, "explode")).status_code == 404
 
 
 def test_actions_are_csrf_protected(staff):
     client = Client(enforce_csrf_checks=True)
     client.force_login(staff)
-    erasure = make_request()
+    erasure = request_in_state()
     response = client.post(_action(erasure, "cancel"), {"cancel-note": ""})
     assert response.status_code == 403
     erasure.refresh_from_db()
@@ -336,7 +340,7 @@ def test_holds_placed_and_lifted_in_the_ui_are_audited(staff_client):
 
 
 def test_export_download_streams_the_audit_export_for_staff_sessions(staff_client):
-    erasure = make_request()
+    erasure = request_in_state()
     response = staff_client.get("/privacy-team/exports/download/?format=csv&from=2000-01-01&to=2100-01-01")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     body = b"".join(response.streaming_content).decode()
@@ -348,23 +352,27 @@ def test_export_download_streams_the_audit_export_for_staff_sessions(staff_clien
 
 
 def test_staff_download_the_signed_certificate_of_a_verified_request(staff_client):
-    from erasure.certificate import certificate_verify
-    from tests.erasure.proof_factories import make_request as make_verified
+    from erasure.certificate import certificate_is_authentic
+    from tests.erasure.factories import canary_request
 
     # given
-    erasure = make_verified(state=State.VERIFIED)
+    erasure = canary_request(state=State.VERIFIED)
     detail = staff_client.get(f"/privacy-team/requests/{erasure.pk}/").content.decode()
     assert f"/privacy-team/requests/{erasure.pk}/certificate/?format=pdf" in detail
     # when
     as_json = staff_client.get(f"/privacy-team/requests/{erasure.pk}/certificate/")
     as_pdf = staff_client.get(f"/privacy-team/requests/{erasure.pk}/certificate/?format=pdf")
     # then
-    assert as_json.status_code == 200 and certificate_verify(as_json.json())
+    assert as_json.status_code == 200 and certificate_is_authentic(as_json.json())
     assert as_pdf.status_code == 200 and as_pdf.content.startswith(b"%PDF")
-    assert AuditEntry.objects.filter(request=erasure, actor="dpo", action="certificate.issued").count() == 2
+    # issued once (at the first download here: the factory's request was never verified by the service)
+    assert AuditEntry.objects.filter(request=erasure, actor="dpo", action="certificate.issued").count() == 1
+    assert (
+        AuditEntry.objects.filter(request=erasure, actor="dpo", action="certificate.downloaded").count() == 2
+    )
 
 
 def test_no_certificate_before_verified_redirects_with_a_message(staff_client):
-    erasure = make_request()
+    erasure = request_in_state()
     response = staff_client.get(f"/privacy-team/requests/{erasure.pk}/certificate/", follow=True)
     assert response.redirect_chain and "only once the request is verified" in response.content.decode()

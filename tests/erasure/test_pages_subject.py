@@ -8,8 +8,8 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from erasure.models import ErasureRequest, State
-from erasure.services import erasure_request_create
-from erasure.views import form_throttle_reset
+from erasure.services import MAX_USER_IDS, erasure_request_create
+from erasure.throttling import subject_form_throttle_reset
 
 pytestmark = pytest.mark.django_db
 
@@ -25,9 +25,9 @@ VALID = {
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle():
-    form_throttle_reset("127.0.0.1")
+    subject_form_throttle_reset("127.0.0.1")
     yield
-    form_throttle_reset("127.0.0.1")
+    subject_form_throttle_reset("127.0.0.1")
 
 
 def _status_link_from_mail() -> str:
@@ -83,9 +83,11 @@ def test_invalid_submission_shows_errors_next_to_the_fields_and_creates_nothing(
 
 
 def test_too_many_user_ids_are_refused(client):
-    response = client.post(FORM_URL, {**VALID, "user_ids": "\n".join(f"u{i}" for i in range(21))})
+    response = client.post(
+        FORM_URL, {**VALID, "user_ids": "\n".join(f"u{i}" for i in range(MAX_USER_IDS + 1))}
+    )
     assert response.status_code == 400
-    assert "at most 20 user ids" in response.content.decode()
+    assert f"at most {MAX_USER_IDS} user ids" in response.content.decode()
 
 
 def test_a_filled_honeypot_looks_like_success_but_creates_and_sends_nothing(client):
@@ -104,10 +106,41 @@ def test_submissions_over_the_rate_are_throttled_per_address(client):
     # then
     assert response.status_code == 429
     assert "Too many requests" in response.content.decode()
+    assert 1 <= int(response["Retry-After"]) <= 3600
     assert ErasureRequest.objects.count() == 1
     other = client.post(FORM_URL, VALID, REMOTE_ADDR="10.9.8.7")
     assert other.status_code == 302  # another address has its own budget
-    form_throttle_reset("10.9.8.7")
+    subject_form_throttle_reset("10.9.8.7")
+
+
+def _rest_framework(**overrides):
+    from django.conf import settings
+
+    return {**settings.REST_FRAMEWORK, **overrides}
+
+
+@override_settings(SUBJECT_FORM_RATE="1/hour")
+def test_without_trusted_proxies_a_forwarded_for_header_does_not_buy_a_fresh_budget(client):
+    # given: no trusted proxy (the default), one submission from this address
+    assert client.post(FORM_URL, VALID, HTTP_X_FORWARDED_FOR="10.0.0.1").status_code == 302
+    # when: the same address claims to forward for another client
+    response = client.post(FORM_URL, VALID, HTTP_X_FORWARDED_FOR="10.0.0.2")
+    # then
+    assert response.status_code == 429
+
+
+@override_settings(SUBJECT_FORM_RATE="1/hour")
+def test_behind_one_trusted_proxy_clients_are_told_apart_by_the_address_it_forwards(client):
+    with override_settings(REST_FRAMEWORK=_rest_framework(NUM_PROXIES=1)):
+        # given: one client behind the proxy used its budget
+        assert client.post(FORM_URL, VALID, HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 302
+        assert client.post(FORM_URL, VALID, HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 429
+        # when / then: another client behind the same proxy has its own; a forged first hop changes nothing
+        assert client.post(FORM_URL, VALID, HTTP_X_FORWARDED_FOR="198.51.100.8").status_code == 302
+        forged = client.post(FORM_URL, VALID, HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.7")
+        assert forged.status_code == 429
+    for address in ("198.51.100.7", "198.51.100.8"):
+        subject_form_throttle_reset(address)
 
 
 def test_form_post_without_csrf_token_is_refused():

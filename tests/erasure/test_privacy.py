@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from erasure.audit import audit_chain_verify
-from erasure.certificate import certificate_issue
+from erasure.audit import audit_chain_recompute
+from erasure.certificate import certificate_issue_once
 from erasure.models import AuditEntry, Certificate, ErasureRequest, State
 from erasure.privacy import closed_requests_sweep, months_before
 from erasure.services import (
@@ -19,8 +19,8 @@ from erasure.services import (
 )
 from memories import engine
 from memories.pseudonyms import pseudonym
-from tests.erasure import proof_factories
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import canary_request
+from tests.erasure.factories import request_in_state as make_request
 
 pytestmark = pytest.mark.django_db
 
@@ -100,8 +100,8 @@ def test_closed_request_records_are_purged_after_the_retention_months_and_the_ch
     # 23 months ago, and one that failed 30 months ago (not closed: kept)
     settings.REQUEST_RETENTION_MONTHS = 24
     now = timezone.now()
-    verified = proof_factories.make_request(received_at=now - timedelta(days=800))
-    certificate_issue(request=verified, actor="test")
+    verified = canary_request(received_at=now - timedelta(days=800))
+    certificate_issue_once(request=verified, actor="test")
     ErasureRequest.objects.filter(id=verified.id).update(verified_at=now - timedelta(days=25 * 31))
     rejected = _rejected(["old-rejected"], days_ago=25 * 31)
     cancelled = make_request(user_ids=["old-cancelled"], state=State.CANCELLED)
@@ -125,7 +125,7 @@ def test_closed_request_records_are_purged_after_the_retention_months_and_the_ch
     purge = AuditEntry.objects.get(action="requests.purged")
     assert purge.data == {"count": 3, "closed_before": months_before(now, 24).date().isoformat()}
     assert purge.request_id is None and purge.reference == ""
-    report = audit_chain_verify()
+    report = audit_chain_recompute()
     assert report.ok, report.reason
     # and a second sweep finds nothing more to do
     assert closed_requests_sweep() == {"pseudonymised": 0, "purged": 0}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from erasure.reports import ccpa_report
-from tests.erasure.proof_factories import make_request
+from tests.erasure.factories import canary_request as make_request
 
 pytestmark = pytest.mark.django_db
 

@@ -15,17 +15,17 @@ from erasure.services import (
     erasure_request_act,
     erasure_request_approve,
     erasure_request_cancel,
+    erasure_request_confirm_identity,
     erasure_request_create,
     erasure_request_extend,
     erasure_request_reject,
     erasure_request_retry,
     erasure_request_scope,
-    erasure_request_verify_identity,
 )
 from memories.models import DeletionJob, WriteBlock
 from memories.pseudonyms import pseudonym
 from memories.services import MemoryWriteBlocked, legal_hold_place, memories_add
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 
 pytestmark = pytest.mark.django_db
 
@@ -63,8 +63,8 @@ def test_create_assigns_reference_deadline_token_and_mails_the_subject():
 
 
 def test_references_are_sequential_and_unique():
-    first = make_request()
-    second = make_request()
+    first = request_in_state()
+    second = request_in_state()
     assert int(second.reference[-6:]) == int(first.reference[-6:]) + 1
 
 
@@ -95,7 +95,7 @@ def test_create_refuses_bad_input_naming_the_field(kwargs, field):
 
 
 def test_scope_refuses_unverified_identity():
-    request = make_request()
+    request = request_in_state()
     with pytest.raises(IdentityNotVerified) as exc:
         erasure_request_scope(request=request, actor="staff")
     assert exc.value.state == "received"
@@ -111,8 +111,8 @@ def test_scope_counts_exactly_total_held_per_agent_and_per_run():
     legal_hold_place(
         scope={"user_id": "subj", "agent_id": "bot-b"}, reason="art17_3_e", note="", placed_by="t"
     )
-    request = make_request(user_ids=["subj", "subj-alt"])
-    request = erasure_request_verify_identity(request=request, actor="staff", note="passport checked")
+    request = request_in_state(user_ids=["subj", "subj-alt"])
+    request = erasure_request_confirm_identity(request=request, actor="staff", note="passport checked")
     # when
     request = erasure_request_scope(request=request, actor="staff")
     # then
@@ -126,15 +126,15 @@ def test_scope_counts_exactly_total_held_per_agent_and_per_run():
 def test_scope_narrowed_by_agent_counts_only_that_agent():
     memories_add(texts=["a1", "a2"], user_id="subj", agent_id="bot-a")
     memories_add(texts=["b1"], user_id="subj", agent_id="bot-b")
-    request = make_request(state=State.RECEIVED, user_ids=["subj"], scope={"agent_id": "bot-a"})
-    request = erasure_request_verify_identity(request=request, actor="staff")
+    request = request_in_state(state=State.RECEIVED, user_ids=["subj"], scope={"agent_id": "bot-a"})
+    request = erasure_request_confirm_identity(request=request, actor="staff")
     request = erasure_request_scope(request=request, actor="staff")
     assert request.scoped_total == 2 and request.scoped_by_agent == {"bot-a": 2}
 
 
 def test_approve_blocks_writes_and_creates_one_erasure_job():
     memories_add(texts=["x"], user_id="subj")
-    request = make_request(state=State.SCOPED, user_ids=["subj"])
+    request = request_in_state(state=State.SCOPED, user_ids=["subj"])
     # when
     request = erasure_request_approve(request=request, actor="staff")
     # then
@@ -149,7 +149,7 @@ def test_approve_blocks_writes_and_creates_one_erasure_job():
 
 
 def test_two_approves_on_stale_objects_exactly_one_wins():
-    request = make_request(state=State.SCOPED, user_ids=["subj"])
+    request = request_in_state(state=State.SCOPED, user_ids=["subj"])
     stale_a = ErasureRequest.objects.get(id=request.id)
     stale_b = ErasureRequest.objects.get(id=request.id)
     erasure_request_approve(request=stale_a, actor="staff-a")
@@ -162,7 +162,7 @@ def test_two_approves_on_stale_objects_exactly_one_wins():
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_approves_in_threads_exactly_one_wins():
-    request = make_request(state=State.SCOPED, user_ids=["subj"])
+    request = request_in_state(state=State.SCOPED, user_ids=["subj"])
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -187,7 +187,7 @@ def test_two_concurrent_approves_in_threads_exactly_one_wins():
 
 
 def test_reject_needs_a_drp_code_and_records_it():
-    request = make_request()
+    request = request_in_state()
     with pytest.raises(ErasureInputError) as exc:
         erasure_request_reject(request=request, actor="staff", reason="because")
     assert exc.value.field == "reason"
@@ -197,16 +197,16 @@ def test_reject_needs_a_drp_code_and_records_it():
 
 
 def test_cancel_only_before_deletion_started():
-    request = make_request(state=State.SCOPED, user_ids=["subj"])
+    request = request_in_state(state=State.SCOPED, user_ids=["subj"])
     erasure_request_approve(request=request, actor="staff")
     with pytest.raises(IllegalTransition):
         erasure_request_cancel(request=request, actor="staff")
-    other = erasure_request_cancel(request=make_request(), actor="staff")
+    other = erasure_request_cancel(request=request_in_state(), actor="staff")
     assert other.state == State.CANCELLED and other.cancelled_at is not None
 
 
 def test_extend_once_with_a_reason():
-    request = make_request(regulation="gdpr")
+    request = request_in_state(regulation="gdpr")
     due = request.due_at
     with pytest.raises(ErasureInputError):
         erasure_request_extend(request=request, actor="staff", reason=" ")
@@ -219,9 +219,9 @@ def test_extend_once_with_a_reason():
 
 
 def test_list_filters_state_regulation_and_overdue():
-    late = make_request(regulation="ccpa", due_at="2020-01-01")
-    make_request(regulation="gdpr")
-    make_request(state=State.VERIFIED, due_at="2020-01-01")
+    late = request_in_state(regulation="ccpa", due_at="2020-01-01")
+    request_in_state(regulation="gdpr")
+    request_in_state(state=State.VERIFIED, due_at="2020-01-01")
     assert list(erasure_request_list(overdue=True)) == [late]
     assert erasure_request_list(overdue=False).count() == 2
     assert erasure_request_list(regulation="ccpa").get() == late
@@ -229,7 +229,7 @@ def test_list_filters_state_regulation_and_overdue():
 
 
 SERVICES = {
-    Action.VERIFY_IDENTITY: lambda r: erasure_request_verify_identity(request=r, actor="s"),
+    Action.CONFIRM_IDENTITY: lambda r: erasure_request_confirm_identity(request=r, actor="s"),
     Action.SCOPE: lambda r: erasure_request_scope(request=r, actor="s"),
     Action.APPROVE: lambda r: erasure_request_approve(request=r, actor="s"),
     Action.REJECT: lambda r: erasure_request_reject(request=r, actor="s", reason="other"),
@@ -244,16 +244,16 @@ SERVICES = {
 def test_every_staff_action_in_every_state_follows_the_table(action, state):
     # given: a verified-identity request in `state` (received ones still pending identity, except for scope)
     extra = {"identity_status": "verified"} if (state == State.RECEIVED and action == Action.SCOPE) else {}
-    request = make_request(state=state, user_ids=["subj"], **extra)
-    expected_ok = state in TRANSITIONS[action][0]
-    if action == Action.APPROVE or action in (Action.REJECT, Action.CANCEL):
+    request = request_in_state(state=state, user_ids=["subj"], **extra)
+    expected_ok = state in TRANSITIONS[action].sources
+    if action in (Action.APPROVE, Action.REJECT, Action.CANCEL):
         expected_ok = expected_ok and request.approved_at is None
     assert (action in allowed_actions(request)) == expected_ok
     before = AuditEntry.objects.count()
     # when / then
     if expected_ok:
         result = SERVICES[action](request)
-        target = TRANSITIONS[action][1]
+        target = TRANSITIONS[action].target
         if target is not None:
             assert result.state == target
         assert AuditEntry.objects.count() > before
@@ -273,7 +273,7 @@ def test_the_api_and_the_console_offer_every_staff_action_and_the_dispatcher_run
 
     assert set(_STAFF_ACTION_CALLS) == set(API_ACTIONS) == set(PAGE_ACTIONS) == set(STAFF_ACTIONS)
     # given: a request the subject's identity was not verified for
-    request = make_request(state=State.RECEIVED, user_ids=["subj"])
+    request = request_in_state(state=State.RECEIVED, user_ids=["subj"])
     # when: the console's or the API's action name and cleaned input reach the dispatcher
     request = erasure_request_act(
         request=request, action="reject", actor="s", data={"reason": "insuf_verification", "note": "n"}

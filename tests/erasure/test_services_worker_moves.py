@@ -18,13 +18,13 @@ from memories.models import DeletionJob, Memory, MemoryHistory, MemoryTombstone,
 from memories.pseudonyms import pseudonym
 from memories.selectors import memory_history
 from memories.services import MemoryWriteBlocked, legal_hold_place, memories_add, memory_update
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state
 
 pytestmark = pytest.mark.django_db
 
 
 def _approved(user_ids, **kwargs) -> ErasureRequest:
-    request = make_request(state=State.SCOPED, user_ids=user_ids, **kwargs)
+    request = request_in_state(state=State.SCOPED, user_ids=user_ids, **kwargs)
     mail.outbox.clear()
     return erasure_request_approve(request=request, actor="staff")
 
@@ -193,7 +193,7 @@ def test_the_jobs_tombstones_hold_the_deleted_ids_and_the_digest_covers_them():
 
 
 def test_verify_refuses_a_request_that_is_not_deleted():
-    request = make_request(state=State.SCOPED)
+    request = request_in_state(state=State.SCOPED)
     with pytest.raises(IllegalTransition):
         erasure_request_verify(request_id=request.id)
 
@@ -229,40 +229,51 @@ def test_retry_after_a_failed_verification_goes_back_to_deleted(django_capture_o
     assert request.state == State.DELETED and len(callbacks) == 1
 
 
-def test_inside_the_deletion_task_the_verification_runs_at_once_elsewhere_it_is_a_task(monkeypatch):
-    from types import SimpleNamespace
-
+def test_a_job_ending_outside_a_worker_task_leaves_the_verification_to_the_task(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    # (inside the deletion task it runs there: tests/e2e/test_erasure_flow.py and test_faults.py, real worker)
     from erasure import tasks
+
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.erasure_request_verify_task, "delay", sent.append)
+    # given: an approved request
+    memories_add(texts=["s1"], user_id="subj")
+    request = _approved(["subj"])
+    # when: its job ends in this process, outside any task, and the transaction commits
+    with django_capture_on_commit_callbacks(execute=True):
+        _run_job(request)
+    # then: the request waits in `deleted` for the verification task, which was sent
+    request.refresh_from_db()
+    assert request.state == State.DELETED and sent == [str(request.id)]
+
+
+def test_starting_the_verification_of_a_verified_request_sends_nothing(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from erasure import tasks
+    from erasure.services import verification_start
 
     sent: list[str] = []
     monkeypatch.setattr(tasks.erasure_request_verify_task, "delay", sent.append)
     memories_add(texts=["s1"], user_id="subj")
     request = _approved(["subj"])
-    _run_job(request)  # in this test process, not a worker task: the verification is left to the task
+    _run_job(request)
+    with django_capture_on_commit_callbacks(execute=True):
+        verification_start(str(request.id), here=True)
     request.refresh_from_db()
-    assert request.state == State.DELETED
-
-    # elsewhere than in the deletion task: the task is sent
-    tasks.verify_now_or_enqueue(str(request.id))
-    assert sent == [str(request.id)]
-    request.refresh_from_db()
-    assert request.state == State.DELETED
-
-    # in the deletion task (the worker that just finished the job): verified right there, nothing sent
-    monkeypatch.setattr(tasks, "current_task", SimpleNamespace(name=tasks.INLINE_AFTER))
-    tasks.verify_now_or_enqueue(str(request.id))
-    request.refresh_from_db()
-    assert request.state == State.VERIFIED and sent == [str(request.id)]
-
-    # a verification that cannot finish there (here: already verified, so an illegal move) sends nothing either
-    tasks.verify_now_or_enqueue(str(request.id))
-    assert sent == [str(request.id)]
+    assert request.state == State.VERIFIED and sent == []
+    # a second start cannot finish there (an illegal move): nothing is sent either
+    with django_capture_on_commit_callbacks(execute=True):
+        verification_start(str(request.id), here=True)
+    assert sent == []
 
 
-def test_inline_verification_that_finds_residue_hands_over_to_the_task(monkeypatch):
-    from types import SimpleNamespace
-
+def test_inline_verification_that_finds_residue_hands_over_to_the_task(
+    monkeypatch, django_capture_on_commit_callbacks
+):
     from erasure import tasks
+    from erasure.services import verification_start
 
     sent: list[str] = []
     monkeypatch.setattr(tasks.erasure_request_verify_task, "delay", sent.append)
@@ -271,7 +282,7 @@ def test_inline_verification_that_finds_residue_hands_over_to_the_task(monkeypat
     request = _approved(["subj"])
     _run_job(request)
     _history_written_past_the_trigger(memory.id, "s1")
-    monkeypatch.setattr(tasks, "current_task", SimpleNamespace(name=tasks.INLINE_AFTER))
-    tasks.verify_now_or_enqueue(str(request.id))
+    with django_capture_on_commit_callbacks(execute=True):
+        verification_start(str(request.id), here=True)
     request.refresh_from_db()
     assert request.state == State.DELETED and sent == [str(request.id)]

@@ -8,7 +8,7 @@ from erasure.services import erasure_request_approve, erasure_request_verify
 from memories import engine
 from memories.models import Memory, WriteBlock
 from memories.services import MemoryWriteBlocked, memories_add, memory_update
-from tests.erasure.lifecycle_factories import make_request
+from tests.erasure.factories import request_in_state as make_request
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """`manage.py export_audit --from YYYY-MM-DD --to YYYY-MM-DD --format csv|json --output FILE`: the compliance export
-exactly as GET /api/v1/audit/export/ gives it (the same generator: erasure.export.audit_export_stream), written to
-FILE (`-` for standard output). Records one `audit.exported` audit entry, as the API does."""
+exactly as GET /api/v1/audit/export/ gives it (the same Download: erasure.export.audit_export), written to FILE
+(`-` for standard output). Records one `audit.exported` audit entry, as the API does."""
 
 import sys
 from datetime import date
@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from erasure.export import audit_export_record, audit_export_stream
+from erasure.export import audit_export
 
 
 def _day(value: str) -> date:
@@ -31,8 +31,8 @@ class Command(BaseCommand):
         start, end, fmt = options["date_from"], options["date_to"], options["format"]
         if start and end and start > end:
             raise CommandError("--to must not be before --from")
-        audit_export_record(fmt=fmt, date_from=start, date_to=end, actor="manage.py", via="command")
-        chunks, _content_type, _filename = audit_export_stream(fmt=fmt, date_from=start, date_to=end)
+        download = audit_export(fmt=fmt, date_from=start, date_to=end, actor="manage.py", via="command")
+        chunks = [download.content.decode()] if isinstance(download.content, bytes) else download.content
         if options["output"] == "-":
             for chunk in chunks:
                 sys.stdout.write(chunk)

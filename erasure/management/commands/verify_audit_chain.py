@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from erasure.audit import audit_chain_verify
+from erasure.audit import audit_chain_recompute
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=2000, help="rows fetched per round trip")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = audit_chain_verify(chunk_size=max(1, options["chunk_size"]))
+        report = audit_chain_recompute(chunk_size=max(1, options["chunk_size"]))
         if report.ok:
             self.stdout.write(f"audit chain intact: {report.entries} entries")
             return
