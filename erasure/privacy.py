@@ -22,12 +22,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .audit import audit_append
-from .models import ErasureRequest, State
+from .models import CLOSED_STATES, ErasureRequest, State
 
 logger = logging.getLogger(__name__)
 
-CLOSED_STATES = (State.REJECTED, State.CANCELLED, State.VERIFIED)
+# When each closed state (erasure.models.CLOSED_STATES: no move leaves it) was reached.
 _CLOSED_AT = {State.REJECTED: "rejected_at", State.CANCELLED: "cancelled_at", State.VERIFIED: "verified_at"}
+assert set(_CLOSED_AT) == set(CLOSED_STATES), "a closed state without its timestamp here"
 BATCH = 500
 
 
