@@ -39,6 +39,7 @@ import psycopg
 
 from . import first_request
 from .load import UPDATE_EVERY, load_store
+from .reports import table_row as report_row
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -362,6 +363,9 @@ def main() -> None:
             erase_big = sorted(erase_runs, key=lambda r: r["seconds"])[len(erase_runs) // 2]
             _log(f"{SMALL_SUBJECTS:,} erasure requests of {SMALL_EACH} memories each through the same worker")
             (erase_small,) = _erasure(env, "small", "esub", str(SMALL_SUBJECTS), node)
+        _log("the CCPA report over 100,000 requests (bench/reports.py)")
+        reports = json.loads(subprocess.run([sys.executable, "-m", "bench.reports"], cwd=ROOT, env=_env(BIG),
+                                            check=True, capture_output=True, text=True).stdout.splitlines()[-1])  # fmt: skip
         if args.same_work:
             _log("one hand-written statement doing the engine's data work on another identical copy")
             same = _raw_same_work(BIG)
@@ -485,6 +489,12 @@ def main() -> None:
         f"| {erase_small['submit_seconds']:.1f} s = {erase_small['n'] * 60 / erase_small['submit_seconds']:,.0f} "
         "requests/minute | — | — | — | info |",
         *_first_request_rows(first, engine),
+        "",
+        "## Compliance report",
+        "",
+        "| measurement | figure | reference (same run) | ratio | target | result |",
+        "|---|---|---|---|---|---|",
+        report_row(reports),
         "",
         f"The engine's batch statement for the 100,000-memory user ({size_big:,}-row store), as a run executes it"
         f" (prepared, generic plan; bench/plan.py):\n\n```\n{plan}\n```",

@@ -14,5 +14,6 @@ urlpatterns = [
     path("", include("memories.api.urls")),
     path("", include("erasure.api.urls")),
     path("", include("erasure.api.proof_urls")),
+    path("", include("erasure.api.compliance_urls")),
     path("", include("erasure.urls_pages")),
 ]

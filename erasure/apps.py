@@ -6,10 +6,9 @@ class ErasureConfig(AppConfig):
     verbose_name = "Erasure requests"
 
     def ready(self) -> None:
-        from . import (
-            receivers,  # noqa: F401  (subscribes to deletion_job_finished: the path to `verified`)
-            store_receivers,  # noqa: F401  (subscribes to the connected stores' store_job_finished)
-        )
+        # receivers: deletion_job_finished, the path to `verified`; store_receivers: the connected stores'
+        # store_job_finished; retention: retention runs following their jobs
+        from . import receivers, retention, store_receivers  # noqa: F401
         from .api import schema  # noqa: F401  (OpenAPI extension for the API-key authentication)
         from .auditlog import auditlog_register
 

@@ -5,23 +5,32 @@ Document shape:  {"certificate": {...}, "signature": base64(Ed25519(canonical(ce
 canonical(x) = JSON with sorted keys, separators (",", ":"), ASCII-escaped, UTF-8 — what is signed.
 
 The facts are built only from fields that survive the request's pseudonymisation (pseudonyms, counts, digest,
-timestamps, verification), so a certificate re-issued later differs only in the "issuance" section (issued_at,
-the audit-chain head at that moment) and in the signature.
+timestamps, verification). A certificate is issued once, when the request is verified (or, for a request verified
+without a signing key configured, at its first download), and stored (erasure.compliance_models.Certificate):
+every download returns the same bytes, and the PDF is rendered from them deterministically.
+
+Trust: a signature is only worth the key behind it. certificate_check_trusted accepts a certificate only when its
+key id is one of the service's published keys (the current one and those before a rotation) and that key verifies
+it; a document consistent with its own embedded key but signed by any other key is UnknownSigningKey.
 """
 
+import hashlib
 import io
 import json
+import logging
 import textwrap
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.utils import timezone
 
 from .audit import audit_append, audit_chain_head
 from .canonical import canonical_json
 from .downloads import Download
-from .models import COMPLETION_TIMESTAMPS, AuditEntry, ErasureRequest, State
+from .models import COMPLETION_TIMESTAMPS, AuditEntry, Certificate, ErasureRequest, State
 from .services.stores import certificate_stores
 from .signing import (
     ALGORITHM,
@@ -32,6 +41,8 @@ from .signing import (
     sign,
     signature_check,
 )
+
+logger = logging.getLogger(__name__)
 
 CERTIFICATE_VERSION = 1
 CANONICALIZATION = "JSON, keys sorted, separators (',', ':'), non-ASCII escaped, UTF-8"
@@ -172,6 +183,28 @@ def certificate_authenticate(document: Any, public_key_pem: bytes | str | None =
     return str(certificate.get("reference", ""))
 
 
+class UnknownSigningKey(SignatureInvalid):
+    """The document is consistent with the key embedded in it, but that key is not one the service publishes."""
+
+    def __init__(self, kid: Any):
+        super().__init__(f"signature valid but signed by an unknown key (key id {kid})")
+        self.key_id = kid
+
+
+def certificate_check_trusted(document: Any, trusted: dict[str, Any]) -> str:
+    """Authenticates a document offline against trusted keys ({key_id: Ed25519PublicKey}, e.g.
+    signing.load_public_keys of the published bundle). Returns the reference. Raises UnknownSigningKey when the
+    signature is sound but made by a key outside `trusted`, SignatureInvalid (with the reason) for anything else."""
+    if not isinstance(document, dict) or not isinstance(document.get("certificate"), dict):
+        raise SignatureInvalid("the document lacks 'certificate' or 'signature'")
+    kid = document["certificate"].get("key_id")
+    key = trusted.get(kid) if isinstance(kid, str) else None
+    if key is not None:
+        return certificate_authenticate(document, public_key_pem(key))
+    certificate_authenticate(document)  # tampered or malformed: that reason first
+    raise UnknownSigningKey(kid)
+
+
 def certificate_is_authentic(document: dict[str, Any], public_key_pem: bytes | None = None) -> bool:
     try:
         certificate_authenticate(document, public_key_pem)
@@ -184,19 +217,19 @@ def certificate_is_authentic(document: dict[str, Any], public_key_pem: bytes | N
 
 
 def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None = None) -> bytes:
-    """A one-page A4 PDF with the facts of the signed document (built now unless given), its signature and key id.
-    Raises CertificateNotAvailable unless verified."""
+    """A one-page A4 PDF with the facts of the signed document (the stored one unless given), its signature and
+    key id; the same document always gives the same bytes. Raises CertificateNotAvailable unless verified."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas
 
-    document = document or certificate_build(request=request)
+    document = document or certificate_stored(request=request)[0]
     cert = document["certificate"]
     counts = cert["counts"]
     stamps = cert["timestamps"]
     width, height = A4
     buf = io.BytesIO()
-    pdf = canvas.Canvas(buf, pagesize=A4)
+    pdf = canvas.Canvas(buf, pagesize=A4, invariant=1)  # no creation time or random id: same bytes every time
     pdf.setTitle(f"Certificate of erasure {cert['reference']}")
     pdf.setSubject(cert["reference"])
     pdf.setAuthor(cert["issuance"]["issuer"])
@@ -302,23 +335,95 @@ def certificate_pdf(*, request: ErasureRequest, document: dict[str, Any] | None 
     return buf.getvalue()
 
 
+def document_bytes(document: dict[str, Any]) -> bytes:
+    """The served form of a document: indented JSON, keys sorted, ASCII (what Certificate.document stores)."""
+    return json.dumps(document, cls=DjangoJSONEncoder, indent=2, sort_keys=True, ensure_ascii=True).encode(
+        "ascii"
+    )
+
+
+def certificate_issue_once(
+    *, request: ErasureRequest, actor: str, just_verified: bool = False
+) -> Certificate:
+    """Issues the request's certificate once and stores it; a second call returns the stored one. Raises
+    CertificateNotAvailable before `verified` and ImproperlyConfigured without a signing key (before any write).
+    just_verified: the caller's transaction has just moved the request to `verified` and holds its row, so no
+    certificate can exist yet (the verification's own path, spared the look-ups).
+    Side effects: one Certificate row, one `certificate.issued` audit entry (key id, sha256 of the document)."""
+    if not just_verified:
+        stored = Certificate.objects.filter(request=request).first()
+        if stored is not None:
+            return stored
+    signing_key_id = key_id()  # ImproperlyConfigured here, before anything is written
+    with transaction.atomic():
+        if just_verified:
+            locked = request
+        else:
+            locked = ErasureRequest.objects.select_for_update().get(pk=request.pk)
+            stored = Certificate.objects.filter(request=locked).first()
+            if stored is not None:  # issued meanwhile by the holder of the lock
+                return stored
+        document = certificate_build(request=locked)
+        data = document_bytes(document)
+        digest = hashlib.sha256(data).hexdigest()
+        issued = Certificate(
+            request=locked,
+            reference=locked.reference,
+            verified_at=locked.verified_at or locked.updated_at,  # (rows verified before timestamps existed)
+            issued_at=timezone.now(),
+            key_id=signing_key_id,
+            document=data.decode("ascii"),
+            sha256=digest,
+        )
+        issued.save(force_insert=True)
+        audit_append(
+            actor=actor,
+            action="certificate.issued",
+            request=locked,
+            data={
+                "key_id": signing_key_id,
+                "sha256": digest,
+                "chain_head": document["certificate"]["issuance"]["audit_chain_head"]["entry_id"],
+            },
+        )
+    return issued
+
+
+def certificate_issue_on_verify(*, request: ErasureRequest) -> Certificate | None:
+    """Called in the transaction that verifies the request: issues its certificate there, so the proof is fixed
+    when the work is. Without a signing key the verification still completes (logged); the certificate is then
+    issued at its first download."""
+    try:
+        return certificate_issue_once(request=request, actor="worker", just_verified=True)
+    except ImproperlyConfigured:
+        logger.warning("certificate not issued: no signing key", extra={"request": str(request.id)})
+        return None
+
+
+def certificate_stored(
+    *, request: ErasureRequest, actor: str = "worker"
+) -> tuple[dict[str, Any], Certificate]:
+    """The stored certificate (issued now if it never was) and its document. Raises as certificate_issue_once."""
+    if request.state != State.VERIFIED:
+        raise CertificateNotAvailable(request.state)
+    stored = certificate_issue_once(request=request, actor=actor)
+    return json.loads(stored.document), stored
+
+
 def certificate_issue(*, request: ErasureRequest, actor: str, fmt: str = "json") -> Download:
-    """Issues the certificate as a download: the signed JSON document, or its PDF with fmt="pdf". Raises
-    CertificateNotAvailable before `verified`. Side effect: one `certificate.issued` audit entry. Used by the
-    Erasure API and the privacy-team console."""
-    document = certificate_build(request=request)
+    """The stored certificate as a download: the signed JSON document byte for byte, or its PDF with fmt="pdf".
+    Raises CertificateNotAvailable before `verified`. Side effects: the certificate issued and stored if it never
+    was; one `certificate.downloaded` audit entry. Used by the Erasure API and the privacy-team console."""
+    document, stored = certificate_stored(request=request, actor=actor)
     audit_append(
         actor=actor,
-        action="certificate.issued",
+        action="certificate.downloaded",
         request=request,
-        data={
-            "format": fmt,
-            "key_id": document["key_id"],
-            "chain_head": document["certificate"]["issuance"]["audit_chain_head"]["entry_id"],
-        },
+        data={"format": fmt, "key_id": stored.key_id, "sha256": stored.sha256},
     )
     if fmt == "pdf":
         pdf = certificate_pdf(request=request, document=document)
         return Download(pdf, "application/pdf", f"{request.reference}.pdf", inline=True)
-    content = json.dumps(document, cls=DjangoJSONEncoder, indent=2, sort_keys=True).encode()
-    return Download(content, "application/json", f"{request.reference}.certificate.json")
+    return Download(
+        stored.document.encode("ascii"), "application/json", f"{request.reference}.certificate.json"
+    )

@@ -238,6 +238,12 @@ class ErasureRequest(models.Model):
             models.Index(fields=["state", "due_at"], name="erasure_state_due_idx"),
             models.Index(fields=["regulation", "state"], name="erasure_regulation_idx"),
             models.Index(fields=["-received_at", "-id"], name="erasure_received_idx"),
+            # Requests still holding identifiers (open or recently closed): what erasure.privacy looks through.
+            models.Index(
+                fields=["state"],
+                name="erasure_clear_pii_idx",
+                condition=models.Q(pseudonymised_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:  # never the subject: str() reaches logs and audit entries
@@ -271,8 +277,15 @@ class AuditEntry(models.Model):
     created_at = models.DateTimeField()
     actor = models.CharField(max_length=150)  # staff username, "apikey:<name>", "worker", "form"
     action = models.CharField(max_length=64)
+    # No database constraint: a request record purged after REQUEST_RETENTION_MONTHS (erasure.privacy) leaves its
+    # entries, and their hashes, exactly as they were (the id stays as a plain value).
     request = models.ForeignKey(
-        ErasureRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+        ErasureRequest,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_entries",
     )
     reference = models.CharField(max_length=20, blank=True)
     data = models.JSONField(default=dict)
@@ -308,3 +321,6 @@ class HoldRelease(models.Model):
 
     def __str__(self) -> str:
         return f"release {self.id} of hold {self.hold_id}"
+
+
+from .compliance_models import Certificate, RetentionPolicy, RetentionRun  # noqa: E402,F401  (registered here)

@@ -7,14 +7,22 @@ Where the private key comes from, in order:
    VAR_DIR/signing-key.pem with mode 600, with a warning. Outside development a missing key is an error, because a
    key generated on a whim would make earlier certificates unverifiable with the published public key.
 The key id is the sha256 of the public key's raw 32 bytes, in hex.
+
+Key rotation: the keys used before the current one are named in CERTIFICATE_SIGNING_KEY_PREVIOUS (PEM text holding
+one or more public or private keys) and/or CERTIFICATE_SIGNING_KEY_PREVIOUS_FILE (a PEM bundle, or a directory of
+*.pem files). Only their public halves are used: they are published beside the current key (published_keys(),
+/.well-known/erasure-signing-key, export_public_key --all), so certificates signed before a rotation still verify
+against the service's published keys by their key id.
 """
 
 import base64
 import hashlib
 import logging
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -65,6 +73,14 @@ def _generate_dev_key(path: Path) -> Ed25519PrivateKey:
 @lru_cache(maxsize=1)
 def signing_key() -> Ed25519PrivateKey:
     """The private key (cached for the process). Raises ImproperlyConfigured if none is configured."""
+    key = configured_signing_key(generate=True)
+    assert key is not None
+    return key
+
+
+def configured_signing_key(*, generate: bool) -> Ed25519PrivateKey | None:
+    """The configured private key, without caching. With generate=False a missing key gives None instead of a new
+    development key (for offline checks, which must never create keys)."""
     pem = getattr(settings, "CERTIFICATE_SIGNING_KEY", "")
     if pem:
         return _load_private_pem(pem.encode() if isinstance(pem, str) else pem)
@@ -74,6 +90,8 @@ def signing_key() -> Ed25519PrivateKey:
     path = _dev_key_path()
     if path.exists():
         return _load_private_pem(path.read_bytes())
+    if not generate:
+        return None
     if settings.DEBUG or getattr(settings, "CERTIFICATE_SIGNING_KEY_AUTOGENERATE", False):
         return _generate_dev_key(path)
     raise ImproperlyConfigured(
@@ -119,3 +137,66 @@ def signature_check(message: bytes, signature_b64: str, public_key: Ed25519Publi
         public_key.verify(signature, message)
     except InvalidSignature as exc:
         raise SignatureInvalid("the signature does not match the certificate") from exc
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
+
+
+def load_public_keys(pem: bytes | str) -> dict[str, Ed25519PublicKey]:
+    """Every Ed25519 key of a PEM bundle (public keys, or private keys whose public half is taken), by key id.
+    Raises SignatureInvalid when the text holds no such key or a malformed one."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    keys: dict[str, Ed25519PublicKey] = {}
+    for match in _PEM_BLOCK.finditer(data):
+        block, kind = match.group(0), match.group(1)
+        if b"PRIVATE" in kind:
+            try:
+                private = serialization.load_pem_private_key(block, password=None)
+            except (ValueError, TypeError) as exc:
+                raise SignatureInvalid("a private key in the bundle cannot be read") from exc
+            if not isinstance(private, Ed25519PrivateKey):
+                raise SignatureInvalid("a key in the bundle is not an Ed25519 key")
+            public = private.public_key()
+        else:
+            public = load_public_key(block)
+        keys[key_id(public)] = public
+    if not keys:
+        raise SignatureInvalid("no PEM public key found")
+    return keys
+
+
+def _previous_keys() -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    text = getattr(settings, "CERTIFICATE_SIGNING_KEY_PREVIOUS", "")
+    if text:
+        keys.update(load_public_keys(text))
+    source = getattr(settings, "CERTIFICATE_SIGNING_KEY_PREVIOUS_FILE", "")
+    if source:
+        path = Path(source)
+        files = sorted(path.glob("*.pem")) if path.is_dir() else [path]
+        for file in files:
+            keys.update(load_public_keys(file.read_bytes()))
+    return keys
+
+
+def trusted_public_keys(*, generate: bool = False) -> dict[str, Ed25519PublicKey]:
+    """The service's keys by key id: the current one first, then the previous ones. Empty when none is
+    configured (and generate is False)."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    current = configured_signing_key(generate=generate)
+    if current is not None:
+        keys[key_id(current.public_key())] = current.public_key()
+    for kid, key in _previous_keys().items():
+        keys.setdefault(kid, key)
+    return keys
+
+
+def published_keys() -> list[dict[str, Any]]:
+    """What the service publishes: every key that verifies its certificates, the current one first and marked.
+    Raises ImproperlyConfigured when no current key is configured (as signing would)."""
+    current = key_id()
+    keys = {current: signing_key().public_key(), **trusted_public_keys()}
+    return [
+        {"key_id": kid, "algorithm": ALGORITHM, "current": kid == current, "public_key": public_key_pem(key)}
+        for kid, key in keys.items()
+    ]

@@ -27,3 +27,17 @@ def erasure_request_verify_task(self, request_id: str) -> None:
 @shared_task(acks_late=True)
 def erasure_requests_resume_stale_task() -> None:
     services.erasure_requests_resume_stale()
+
+
+@shared_task(acks_late=True)
+def retention_policies_run_due_task() -> None:
+    from .retention import retention_policies_run_due
+
+    retention_policies_run_due()
+
+
+@shared_task(acks_late=True)
+def closed_requests_sweep_task() -> None:
+    from .privacy import closed_requests_sweep
+
+    closed_requests_sweep()

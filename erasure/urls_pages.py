@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
+from .views import staff_compliance
 
 app_name = "erasure_pages"
 
@@ -22,6 +23,11 @@ urlpatterns = [
     path(
         "privacy-team/requests/<uuid:pk>/certificate/", views.request_certificate, name="request-certificate"
     ),
+    path(
+        "privacy-team/requests/<uuid:pk>/lift-suppression/",
+        staff_compliance.suppression_lift_view,
+        name="request-lift-suppression",
+    ),
     path("privacy-team/requests/<uuid:pk>/<slug:action>/", views.request_action, name="request-action"),
     path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
     path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),
@@ -34,6 +40,14 @@ urlpatterns = [
     path("privacy-team/stores/<uuid:pk>/", views.store_edit, name="store-edit"),
     path("privacy-team/stores/<uuid:pk>/test/", views.store_test_view, name="store-test"),
     path("privacy-team/stores/<uuid:pk>/disable/", views.store_disable_view, name="store-disable"),
+    path("privacy-team/retention/", staff_compliance.retention, name="retention"),
+    path("privacy-team/retention/<uuid:pk>/run/", staff_compliance.retention_run_view, name="retention-run"),
+    path("privacy-team/reports/", staff_compliance.reports, name="reports"),
+    path(
+        "privacy-team/exports/certificates/",
+        staff_compliance.certificates_download,
+        name="certificates-download",
+    ),
     path("privacy-team/exports/", views.exports, name="exports"),
     path("privacy-team/exports/download/", views.export_download, name="export-download"),
 ]

@@ -204,6 +204,9 @@ class WriteBlock(models.Model):
 
     user_id_hmac = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    # What the erasure was narrowed to, as keyed hashes ({"agent_id": [hmac…], "app_id", "run_id",
+    # "metadata": {hmac(key): hmac(repr(value))}}): the block refuses only writes inside it. Empty: every write.
+    scope_pseudonymised = models.JSONField(default=dict, blank=True)
     reference = models.CharField(max_length=40, help_text="The erasure request reference that placed it.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -235,6 +238,7 @@ class DeletionJob(models.Model):
         SINGLE = "single", "DELETE /v1/memories/{id}/"
         EXPIRY = "expiry", "expiry sweep"
         ERASURE = "erasure", "erasure request"
+        RETENTION = "retention", "retention policy"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)

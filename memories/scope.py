@@ -1,7 +1,8 @@
 """A deletion scope: the one shape in which callers tell the engine (and scoping/verification) which memories.
 
     {"user_id": "alice" | ["alice", "a2"], "agent_id": …, "app_id": …, "run_id": …,
-     "metadata": {"k": "v"} (containment), "memory_ids": [uuid, …], "expired_before": "YYYY-MM-DD"}
+     "metadata": {"k": "v"} (containment), "memory_ids": [uuid, …], "expired_before": "YYYY-MM-DD",
+     "created_before": ISO 8601 date-time with an offset (a retention policy's cutoff)}
 
 Every key narrows (AND); list values match any element. Each maps onto an index (DESIGN.md "Scale").
 """
@@ -15,7 +16,7 @@ from django.db.models import Q, QuerySet
 from .filters import contains_nul
 from .models import ENTITY_FIELDS, Memory
 
-SCOPE_KEYS = (*ENTITY_FIELDS, "metadata", "memory_ids", "expired_before")
+SCOPE_KEYS = (*ENTITY_FIELDS, "metadata", "memory_ids", "expired_before", "created_before")
 
 
 class ScopeError(ValueError):
@@ -60,6 +61,14 @@ def validate_scope(scope: Any) -> dict[str, Any]:
             except ValueError as exc:
                 raise ScopeError("expired_before must be a date YYYY-MM-DD") from exc
             clean[key] = str(value)
+        elif key == "created_before":
+            try:
+                moment = datetime.datetime.fromisoformat(str(value))
+            except ValueError as exc:
+                raise ScopeError("created_before must be an ISO 8601 date-time") from exc
+            if moment.tzinfo is None:
+                raise ScopeError("created_before must carry a UTC offset")
+            clean[key] = moment.isoformat()
     return clean
 
 
@@ -74,6 +83,8 @@ def scope_q(scope: dict[str, Any]) -> Q:
             q &= Q(id__in=value)
         elif key == "expired_before":
             q &= Q(expiration_date__lt=value)
+        elif key == "created_before":
+            q &= Q(created_at__lt=value)
     return q
 
 

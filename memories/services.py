@@ -12,8 +12,8 @@ from .holds import held_q, holds_mark
 from .holds import legal_hold_lift as legal_hold_lift  # placed and lifted through this module too
 from .holds import legal_hold_place as legal_hold_place
 from .ids import uuid7
-from .models import ApiKey, Memory, MemoryHistory, WriteBlock, content_hash
-from .pseudonyms import pseudonym
+from .models import ENTITY_FIELDS, ApiKey, Memory, MemoryHistory, WriteBlock, content_hash
+from .pseudonyms import pseudonym, pseudonymise_scope
 
 
 class MemoryWriteBlocked(Exception):
@@ -42,16 +42,37 @@ def _lock_subjects(user_ids: Iterable[str], *, shared: bool) -> None:
             cur.execute(f"SELECT {fn}(k) FROM unnest(%s::bigint[]) AS k", [keys])
 
 
-def _check_write_allowed(user_ids: Iterable[str]) -> None:
+def _block_covers(scope: dict[str, Any], entities: dict[str, Any]) -> bool:
+    """Whether a write with these entity ids and metadata falls inside a block's pseudonymised scope: each entity
+    key of the scope must match (its keyed hash is listed), and the metadata must contain the scope's pairs (the
+    engine's containment), compared as keyed hashes. An empty scope covers every write."""
+    for key, hashes in scope.items():
+        if key == "metadata":
+            metadata = entities.get("metadata")
+            if not isinstance(metadata, dict):
+                return False
+            written = {pseudonym(k): pseudonym(repr(v)) for k, v in metadata.items()}
+            if any(written.get(k) != v for k, v in (hashes or {}).items()):
+                return False
+        elif key in ENTITY_FIELDS:
+            value = entities.get(key)
+            if value is None or pseudonym(value) not in hashes:
+                return False
+    return True
+
+
+def _check_write_allowed(user_ids: Iterable[str], **entities: Any) -> None:
+    """Raises MemoryWriteBlocked when a block of these user_ids covers a write with these other entity ids
+    (agent_id, app_id, run_id) and metadata: a block placed by an erasure narrowed to one agent refuses only that
+    agent's writes."""
     user_ids = [u for u in user_ids if u]
     if not user_ids:
         return
     _lock_subjects(user_ids, shared=True)
-    kinds = set(
-        WriteBlock.objects.filter(user_id_hmac__in=[pseudonym(u) for u in user_ids]).values_list(
-            "kind", flat=True
-        )
+    blocks = WriteBlock.objects.filter(user_id_hmac__in=[pseudonym(u) for u in user_ids]).values_list(
+        "kind", "scope_pseudonymised"
     )
+    kinds = {kind for kind, scope in blocks if _block_covers(scope or {}, entities)}
     if WriteBlock.Kind.SUPPRESSION in kinds:
         raise MemoryWriteBlocked(WriteBlock.Kind.SUPPRESSION)
     if WriteBlock.Kind.ERASURE in kinds:
@@ -82,7 +103,9 @@ def memories_add(
 ) -> list[Memory]:
     """Stores each text as one memory (its ADD history event is derived from the row: selectors.memory_history).
     Raises MemoryWriteBlocked for a user_id under erasure or suppression. Side effects: Memory rows."""
-    _check_write_allowed([user_id] if user_id else [])
+    _check_write_allowed(
+        [user_id] if user_id else [], agent_id=agent_id, app_id=app_id, run_id=run_id, metadata=metadata
+    )
     now = timezone.now()
     memories = [
         Memory(
@@ -123,7 +146,13 @@ def memory_update(
     memory = Memory.objects.select_for_update().get(pk=memory.pk)
     if memory.immutable:
         raise MemoryImmutable()
-    _check_write_allowed([memory.user_id] if memory.user_id else [])
+    _check_write_allowed(
+        [memory.user_id] if memory.user_id else [],
+        agent_id=memory.agent_id,
+        app_id=memory.app_id,
+        run_id=memory.run_id,
+        metadata=metadata if metadata is not _UNSET else memory.metadata,
+    )
     fields = ["updated_at"]
     if text is not None and text != memory.text:
         MemoryHistory.objects.create(
@@ -150,15 +179,23 @@ def memory_update(
 
 
 @transaction.atomic
-def write_block_place(*, user_ids: list[str], kind: str, reference: str) -> None:
-    """Refuses further writes for these user_ids. Waits (advisory locks) for adds already in flight to commit,
-    so after this returns every add for them either committed before or is refused. Side effect: WriteBlock rows
-    holding only keyed hashes."""
+def write_block_place(
+    *, user_ids: list[str], kind: str, reference: str, scope: dict[str, Any] | None = None
+) -> None:
+    """Refuses further writes for these user_ids, within `scope` (an erasure's narrowing: agent_id, app_id,
+    run_id, metadata; none: every write). Waits (advisory locks) for adds already in flight to commit, so after
+    this returns every add for them either committed before or is refused. Side effect: WriteBlock rows holding
+    only keyed hashes."""
+    narrowing = pseudonymise_scope(
+        {k: v for k, v in (scope or {}).items() if k in (*ENTITY_FIELDS, "metadata")}
+    )
     _lock_subjects(user_ids, shared=False)
     # one INSERT; a block already placed (same user, kind and reference: writeblock_unique) stays as it is
     WriteBlock.objects.bulk_create(
         [
-            WriteBlock(user_id_hmac=pseudonym(u), kind=kind, reference=reference)
+            WriteBlock(
+                user_id_hmac=pseudonym(u), kind=kind, reference=reference, scope_pseudonymised=narrowing
+            )
             for u in sorted(set(user_ids))
         ],
         ignore_conflicts=True,

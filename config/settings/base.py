@@ -248,6 +248,22 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Compliance operations (erasure/retention.py, erasure/privacy.py): memory retention policies run every
+# RETENTION_INTERVAL_SECONDS; closed requests are pseudonymised CLOSED_REQUEST_PII_DAYS after closing and their
+# records purged REQUEST_RETENTION_MONTHS after closing (CCPA §7101 keeps them 24 months).
+RETENTION_INTERVAL_SECONDS = env_float("RETENTION_INTERVAL_SECONDS", 3600.0)
+CLOSED_REQUEST_PII_DAYS = env_int("CLOSED_REQUEST_PII_DAYS", 30)
+REQUEST_RETENTION_MONTHS = env_int("REQUEST_RETENTION_MONTHS", 24)
+CLOSED_REQUEST_SWEEP_SECONDS = env_float("CLOSED_REQUEST_SWEEP_SECONDS", 3600.0)
+CELERY_BEAT_SCHEDULE["retention-policies-run-due"] = {
+    "task": "erasure.tasks.retention_policies_run_due_task",
+    "schedule": timedelta(seconds=RETENTION_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["closed-requests-sweep"] = {
+    "task": "erasure.tasks.closed_requests_sweep_task",
+    "schedule": timedelta(seconds=CLOSED_REQUEST_SWEEP_SECONDS),
+}
+
 # Logging: JSON lines on stderr; ids and counts only (STYLE.md rule 5). Request paths are redacted because
 # entity paths (/v2/entities/user/<name>/) and query strings carry subject identifiers.
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
@@ -283,6 +299,10 @@ LOGGING = {
 # operator's real backup and WAL retention: set them to match the database's backup policy.
 CERTIFICATE_SIGNING_KEY = os.environ.get("CERTIFICATE_SIGNING_KEY", "")
 CERTIFICATE_SIGNING_KEY_FILE = os.environ.get("CERTIFICATE_SIGNING_KEY_FILE", "")
+# Key rotation: the keys used before the current one (PEM text with one or more keys, and/or a PEM bundle file or a
+# directory of *.pem), published beside it so that older certificates still verify (erasure/signing.py).
+CERTIFICATE_SIGNING_KEY_PREVIOUS = os.environ.get("CERTIFICATE_SIGNING_KEY_PREVIOUS", "")
+CERTIFICATE_SIGNING_KEY_PREVIOUS_FILE = os.environ.get("CERTIFICATE_SIGNING_KEY_PREVIOUS_FILE", "")
 CERTIFICATE_SIGNING_KEY_AUTOGENERATE = env_bool(
     "CERTIFICATE_SIGNING_KEY_AUTOGENERATE", DEBUG or SECRET_KEY == _DEV_SECRET
 )

@@ -200,7 +200,10 @@ def erasure_request_approve(*, request: ErasureRequest, actor: str) -> ErasureRe
         approved_by=actor[:150],
     )
     write_block_place(
-        user_ids=list(request.subject_user_ids), kind=WriteBlock.Kind.ERASURE, reference=request.reference
+        user_ids=list(request.subject_user_ids),
+        kind=WriteBlock.Kind.ERASURE,
+        reference=request.reference,
+        scope=request.scope,
     )
     job = engine.deletion_job_create(
         kind=DeletionJob.Kind.ERASURE, scope=engine_scope(request), requested_by=request.reference

@@ -21,6 +21,7 @@ from memories.services import write_block_lift, write_block_place
 
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
+from ..privacy import erasure_request_verified_compliance
 from . import stores as connected_stores
 from .common import NONE_KEY, compare_and_set, engine_scope
 from .errors import IllegalTransition, VerificationIncomplete
@@ -223,7 +224,10 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
         )
         if request.suppress:
             write_block_place(
-                user_ids=user_ids, kind=WriteBlock.Kind.SUPPRESSION, reference=request.reference
+                user_ids=user_ids,
+                kind=WriteBlock.Kind.SUPPRESSION,
+                reference=request.reference,
+                scope=request.scope,
             )
         write_block_lift(reference=request.reference, kind=WriteBlock.Kind.ERASURE)
         audit_append(
@@ -236,6 +240,8 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             request.notified_at = timezone.now()
             request.save(update_fields=["notified_at", "updated_at"])
         request = erasure_request_pseudonymise(request=request, actor="worker")
+        # the certificate issued and stored, the subject's other closed requests pseudonymised
+        erasure_request_verified_compliance(request=request)
     logger.info("erasure request verified", extra={"request": str(request.id)})
     return request
 
@@ -273,6 +279,8 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
     request.subject_user_ids = []
     request.subject_email = ""
     request.scope = {}
+    # free text kept only as long as the identifiers (it may name the subject)
+    request.identity_note = request.rejection_note = request.extension_reason = ""
     request.scoped_by_agent = hashed(request.scoped_by_agent)
     request.scoped_by_run = hashed(request.scoped_by_run)
     request.scoped_stores = connected_stores.pseudonymised_store_counts(request.scoped_stores)
@@ -285,6 +293,9 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
             "scoped_by_agent",
             "scoped_by_run",
             "scoped_stores",
+            "identity_note",
+            "rejection_note",
+            "extension_reason",
             "pseudonymised_at",
             "updated_at",
         ]

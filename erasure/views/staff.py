@@ -28,6 +28,7 @@ from ..forms import (
 )
 from ..models import ErasureRequest, State
 from ..services.stores import StoreUnreachable
+from ..services.suppression import suppression_active
 from .downloads import download_response
 from .staff_auth import staff_actor, staff_required
 
@@ -158,6 +159,7 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
         "overdue": deadlines.is_overdue(erasure),
         "progress": _progress(erasure),
         "running": erasure.is_running,
+        "suppression_active": erasure.suppress and suppression_active(request=erasure),
         "timeline": [(label, getattr(erasure, f)) for f, label in TIMELINE if getattr(erasure, f)],
         "audit": list(erasure.audit_entries.order_by("id")),
         "by_agent": sorted((erasure.scoped_by_agent or {}).items()),

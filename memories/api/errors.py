@@ -16,7 +16,7 @@ ERASURE_IN_PROGRESS = (
 )
 SUPPRESSED = (
     "Memories for this user_id were erased and suppressed at the data subject's request; "
-    "new memories are refused."
+    "new memories in the erased scope are refused until the privacy team lifts the suppression."
 )
 IMMUTABLE = "Memory is immutable and cannot be updated. Delete it and add a new memory instead."
 HELD = "Memory is under a legal hold and cannot be deleted until the hold is lifted."
@@ -27,9 +27,11 @@ def error(message: str, code: int = status.HTTP_400_BAD_REQUEST, **extra: Any) -
 
 
 def write_blocked(kind: str) -> Response:
+    """409 for both kinds, with the reason in the body: Mem0's client shows a 403 as an AuthenticationError (a bad
+    key), and a 409 as a ValidationError carrying this message."""
     if kind == "suppression":
-        return error(SUPPRESSED, status.HTTP_403_FORBIDDEN)
-    return error(ERASURE_IN_PROGRESS, status.HTTP_409_CONFLICT)
+        return error(SUPPRESSED, status.HTTP_409_CONFLICT, reason="suppressed")
+    return error(ERASURE_IN_PROGRESS, status.HTTP_409_CONFLICT, reason="erasure_in_progress")
 
 
 def _first_message(data: Any, path: str = "") -> str:

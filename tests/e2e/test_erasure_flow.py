@@ -123,4 +123,9 @@ def test_erasure_request_end_to_end_with_a_real_worker(staff_api, start_worker):
     audit = " ".join(str(e.data) for e in AuditEntry.objects.all())
     assert "e2e-subj" not in audit and "subject@example.test" not in audit
     actions = [e["action"] for e in detail["events"]]
-    assert actions[-3:] == ["request.deleted", "request.verified", "request.pseudonymised"]
+    assert actions[-4:] == [
+        "request.deleted",
+        "request.verified",
+        "request.pseudonymised",
+        "certificate.issued",
+    ]

@@ -20,8 +20,10 @@ from erasure.audit import audit_append, audit_chain_head
 from erasure.canonical import canonical_json
 from erasure.certificate import (
     CertificateNotAvailable,
+    UnknownSigningKey,
     certificate_authenticate,
     certificate_build,
+    certificate_check_trusted,
     certificate_is_authentic,
     certificate_pdf,
 )
@@ -248,9 +250,80 @@ def test_verify_certificate_command_works_offline(db, tmp_path):
 
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines()[0] == f"certificate valid: {doc['certificate']['reference']}"
-    assert embedded.returncode == 0 and "key id" in embedded.stdout
+    # without --public-key: this installation's configured key (the same dev key here)
+    assert embedded.returncode == 0 and "signed by key" in embedded.stdout
     assert forged.returncode == 1 and "does not match" in forged.stderr
-    assert wrong_key.returncode == 1 and "key_id" in wrong_key.stderr
+    # sound signature, but not by the key the auditor trusts
+    assert wrong_key.returncode == 2 and "signature valid but signed by an unknown key" in wrong_key.stderr
+
+
+def _resigned(doc: dict, other: Ed25519PrivateKey) -> dict:
+    """What a forger does: alter the counts, re-sign with a fresh key, embed that key."""
+    import base64
+
+    forged = copy.deepcopy(doc)
+    forged["certificate"]["counts"]["deleted"] = 99
+    forged["certificate"]["key_id"] = forged["key_id"] = signing.key_id(other.public_key())
+    forged["signature"] = base64.b64encode(other.sign(canonical_json(forged["certificate"]))).decode()
+    forged["public_key"] = signing.public_key_pem(other.public_key())
+    return forged
+
+
+def test_verify_certificate_refuses_a_certificate_resigned_with_another_key(db, tmp_path):
+    # given: a genuine certificate, altered and re-signed with a fresh key embedded in it
+    doc = certificate_build(request=canary_request())
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(_resigned(doc, Ed25519PrivateKey.generate())))
+
+    # when: checked against the configured service key (default) and against the published key file
+    default = _run_verify_offline(str(path))
+    published = tmp_path / "published.pem"
+    published.write_text(doc["public_key"])
+    pinned = _run_verify_offline(str(path), "--public-key", str(published))
+
+    # then: never "valid"
+    for result in (default, pinned):
+        assert result.returncode == 2, result.stdout
+        assert "certificate valid" not in result.stdout
+        assert "signature valid but signed by an unknown key" in result.stderr
+
+
+def test_after_a_key_rotation_old_certificates_still_verify_by_key_id(db, tmp_path):
+    # given: a certificate signed with the old key, then the service rotated to a new one
+    old_key, new_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+
+    def pem(key: Ed25519PrivateKey) -> str:
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    with override_settings(CERTIFICATE_SIGNING_KEY=pem(old_key)):
+        signing.signing_key.cache_clear()
+        old_doc = certificate_build(request=canary_request())
+    with override_settings(
+        CERTIFICATE_SIGNING_KEY=pem(new_key),
+        CERTIFICATE_SIGNING_KEY_PREVIOUS=signing.public_key_pem(old_key.public_key()),
+    ):
+        signing.signing_key.cache_clear()
+        new_doc = certificate_build(request=canary_request())
+        published = signing.published_keys()
+        trusted = signing.trusted_public_keys()
+
+    # then: both keys are published (the current one first) and each certificate verifies by its key id
+    assert [k["key_id"] for k in published] == [new_doc["key_id"], old_doc["key_id"]]
+    assert [k["current"] for k in published] == [True, False]
+    assert certificate_check_trusted(old_doc, trusted) == old_doc["certificate"]["reference"]
+    assert certificate_check_trusted(new_doc, trusted) == new_doc["certificate"]["reference"]
+    # and the published PEM bundle, given to the offline command, accepts both
+    bundle = tmp_path / "keys.pem"
+    bundle.write_text("".join(k["public_key"] for k in published))
+    for doc in (old_doc, new_doc):
+        path = tmp_path / f"{doc['key_id'][:8]}.json"
+        path.write_text(json.dumps(doc))
+        result = _run_verify_offline(str(path), "--public-key", str(bundle))
+        assert result.returncode == 0, result.stderr
+    with pytest.raises(UnknownSigningKey):
+        certificate_check_trusted(_resigned(old_doc, Ed25519PrivateKey.generate()), trusted)
 
 
 def test_verify_certificate_command_rejects_non_json(tmp_path):

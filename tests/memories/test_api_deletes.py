@@ -180,7 +180,7 @@ def test_batch_update_is_all_or_nothing(api):
     ("kind", "code", "needle"),
     [
         ("erasure", 409, "An erasure request is in progress for this user_id"),
-        ("suppression", 403, "erased and suppressed at the data subject's request"),
+        ("suppression", 409, "erased and suppressed at the data subject's request"),
     ],
 )
 def test_writes_for_a_blocked_user_are_refused(api, kind, code, needle):

@@ -164,10 +164,19 @@ def test_official_client_sees_write_blocks_and_legal_holds(client):
     assert "erasure request is in progress" in str(erasing.value.message)
 
     write_block_place(user_ids=["frank"], kind="suppression", reference="ER-2")
-    with pytest.raises(AuthenticationError) as suppressed:  # 403 → the client's AuthenticationError
+    with pytest.raises(
+        ValidationError
+    ) as suppressed:  # 409 → the client's ValidationError, not a key problem
         client.add("new fact", user_id="frank")
-    assert "suppressed" in str(suppressed.value.message)
+    assert not isinstance(suppressed.value, AuthenticationError)
+    assert "suppressed at the data subject's request" in str(suppressed.value.message)
     assert Memory.objects.count() == 1
+
+    # a suppression narrowed to one agent refuses only that agent's writes
+    write_block_place(user_ids=["gina"], kind="suppression", reference="ER-3", scope={"agent_id": "coach"})
+    with pytest.raises(ValidationError):
+        client.add("new fact", user_id="gina", agent_id="coach")
+    assert client.add("other fact", user_id="gina", agent_id="planner")["results"][0]["event"] == "ADD"
 
 
 def test_official_client_refuses_a_bad_key(live_server):
