@@ -43,7 +43,7 @@ def _submit(user: str) -> tuple[ErasureRequest, list[float]]:
         regulation="gdpr", user_ids=[user], channel="api", actor=ACTOR
     )
     marks.append(time.perf_counter())
-    request = services.erasure_request_verify_identity(request=request, actor=ACTOR, note="bench")
+    request = services.erasure_request_confirm_identity(request=request, actor=ACTOR, note="bench")
     marks.append(time.perf_counter())
     request = services.erasure_request_scope(request=request, actor=ACTOR)
     marks.append(time.perf_counter())

@@ -1,14 +1,14 @@
 """Legal holds as rules through an erasure: a memory written after the hold is kept and counted exactly in the
 scoping, the job and the certificate; a hold lifted while another covers the same memories releases none of them."""
 
-from erasure.certificate import certificate_build, certificate_verify
+from erasure.certificate import certificate_build, certificate_is_authentic
 from erasure.models import ErasureRequest, State
 from erasure.services import (
     erasure_request_approve,
+    erasure_request_confirm_identity,
     erasure_request_create,
     erasure_request_scope,
     erasure_request_verify,
-    erasure_request_verify_identity,
     legal_hold_create,
     legal_hold_release,
 )
@@ -36,7 +36,7 @@ def test_held_memories_written_after_the_hold_are_counted_exactly_in_scoping_job
     request, _token = erasure_request_create(
         regulation="gdpr", user_ids=[SUBJECT], email=EMAIL, channel="api", actor="apikey:staff"
     )
-    erasure_request_verify_identity(request=request, actor="apikey:staff", note="checked")
+    erasure_request_confirm_identity(request=request, actor="apikey:staff", note="checked")
     erasure_request_scope(request=request, actor="apikey:staff")
     memories_add(texts=["late fact"], user_id=SUBJECT, agent_id="bot")
     memories_add(texts=["late exhibit"], user_id=SUBJECT, agent_id="legal")
@@ -58,6 +58,6 @@ def test_held_memories_written_after_the_hold_are_counted_exactly_in_scoping_job
     assert Memory.objects.filter(user_id=SUBJECT).count() == 4
     assert not Memory.objects.filter(user_id=SUBJECT).exclude(agent_id="legal").exists()
     built = certificate_build(request=request)
-    assert certificate_verify(built)
+    assert certificate_is_authentic(built)
     counts = built["certificate"]["counts"]
     assert (counts["scoped"], counts["scoped_held"], counts["deleted"], counts["held"]) == (9, 3, 7, 4)

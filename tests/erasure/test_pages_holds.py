@@ -7,10 +7,10 @@ from django.contrib.auth import get_user_model
 from erasure.models import AuditEntry, HoldRelease, State
 from erasure.services import (
     erasure_request_approve,
+    erasure_request_confirm_identity,
     erasure_request_create,
     erasure_request_scope,
     erasure_request_verify,
-    erasure_request_verify_identity,
     legal_hold_create,
 )
 from memories import engine
@@ -80,7 +80,7 @@ def test_a_lift_that_releases_memories_an_erasure_kept_offers_to_erase_them_unde
     request, _token = erasure_request_create(
         regulation="gdpr", user_ids=[SUBJECT], email="", channel="api", actor="apikey:staff"
     )
-    erasure_request_verify_identity(request=request, actor="apikey:staff", note="checked")
+    erasure_request_confirm_identity(request=request, actor="apikey:staff", note="checked")
     erasure_request_scope(request=request, actor="apikey:staff")
     erasure_request_approve(request=request, actor="apikey:staff")
     with django_capture_on_commit_callbacks():
