@@ -22,6 +22,9 @@ urlpatterns = [
     path(
         "privacy-team/requests/<uuid:pk>/certificate/", views.request_certificate, name="request-certificate"
     ),
+    path("privacy-team/dashboard/", views.dashboard, name="dashboard"),
+    path("privacy-team/requests/bulk/", views.bulk_action, name="bulk-action"),
+    path("privacy-team/requests/<uuid:pk>/assign/", views.request_assign, name="request-assign"),
     path("privacy-team/requests/<uuid:pk>/<slug:action>/", views.request_action, name="request-action"),
     path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
     path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),

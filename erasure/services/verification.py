@@ -266,6 +266,7 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
     request.scope = {}
     request.scoped_by_agent = hashed(request.scoped_by_agent)
     request.scoped_by_run = hashed(request.scoped_by_run)
+    request.scoped_by_user = hashed(request.scoped_by_user)
     request.pseudonymised_at = timezone.now()
     request.save(
         update_fields=[
@@ -274,6 +275,7 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
             "scope",
             "scoped_by_agent",
             "scoped_by_run",
+            "scoped_by_user",
             "pseudonymised_at",
             "updated_at",
         ]
