@@ -239,7 +239,8 @@ def _pairs(data: Any, prefix: str = "") -> list[dict[str, str]]:
     if not isinstance(data, dict):
         text, title = _readable(data)
         return [{"key": prefix or "value", "value": text, "title": title}]
-    for key, value in data.items():
+    # jsonb keeps keys by length, then bytes: the state first, the rest alphabetically reads better
+    for key, value in sorted(data.items(), key=lambda item: (item[0] != "state", item[0])):
         label = f"{prefix}{str(key).replace('_', ' ')}"
         if isinstance(value, dict) and value:
             out.extend(_pairs(value, f"{label} › "))

@@ -240,7 +240,7 @@ class AssigneeField(forms.ModelChoiceField):
 
 class AssignForm(forms.Form):
     assignee = AssigneeField(
-        label="Assign to", queryset=staff_members(), required=False, empty_label="(nobody)"
+        label="Change to", queryset=staff_members(), required=False, empty_label="(nobody)"
     )
 
 

@@ -117,6 +117,7 @@ class TimestampsOutput(serializers.ModelSerializer):
 class CountsOutput(serializers.ModelSerializer):
     scoped_by_agent = serializers.DictField(child=serializers.IntegerField())
     scoped_by_run = serializers.DictField(child=serializers.IntegerField())
+    scoped_by_user = serializers.DictField(child=serializers.IntegerField())
 
     class Meta:
         model = ErasureRequest
@@ -125,6 +126,7 @@ class CountsOutput(serializers.ModelSerializer):
             "scoped_held",
             "scoped_by_agent",
             "scoped_by_run",
+            "scoped_by_user",
             "deleted_count",
             "held_count",
             "history_purged_count",
@@ -197,6 +199,7 @@ class DetailOutput(_DeadlineFields):
             "rejection_note",
             "failure_reason",
             "approved_by",
+            "scoped_by",  # console: four-eyes approval
             "deletion_job",
             "verification",
             "allowed_actions",
