@@ -204,7 +204,14 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
         "to_erase": _to_erase(erasure),
         "assign_form": AssignForm(initial={"assignee": erasure.assigned_to_id}),
         "four_eyes": settings.APPROVAL_REQUIRES_SECOND_STAFF,
+        "duplicates": _duplicate_requests(erasure),
     }
+
+
+def _duplicate_requests(erasure: ErasureRequest) -> list[ErasureRequest]:
+    """The other open requests of the same subject (matched by keyed pseudonyms)."""
+    references = console.duplicates([erasure]).get(erasure.id, [])
+    return list(ErasureRequest.objects.filter(reference__in=references).order_by("received_at"))
 
 
 def _to_erase(erasure: ErasureRequest) -> int | None:

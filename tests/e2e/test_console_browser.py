@@ -60,7 +60,9 @@ def test_a_team_member_works_the_queue_and_the_dashboard_in_a_real_browser(live_
     external: list[str] = []
     page.on(
         "request",
-        lambda req: external.append(req.url) if urlsplit(req.url).netloc != urlsplit(live_server.url).netloc else None,
+        lambda req: (
+            external.append(req.url) if urlsplit(req.url).netloc != urlsplit(live_server.url).netloc else None
+        ),
     )
 
     # when: the team member signs in

@@ -122,6 +122,15 @@ def test_the_queue_marks_the_duplicate_with_the_other_reference(staff_client):
     assert f"duplicate of {second.reference}" in html and f"duplicate of {first.reference}" in html
 
 
+def test_the_detail_page_links_the_other_open_request_of_the_same_subject(staff_client):
+    first = request_in_state(user_ids=["detail-dup"], email="dd1@example.test")
+    second = request_in_state(user_ids=["detail-dup"], email="dd2@example.test")
+    html = staff_client.get(_detail(first)).content.decode()
+    assert "Another open request for the same subject" in html and f"{_detail(second)}" in html
+    lone = request_in_state(user_ids=["alone"], email="alone@example.test")
+    assert "Another open request" not in staff_client.get(_detail(lone)).content.decode()
+
+
 # --- search, sort, acknowledgement, assignment ---------------------------------------------------------------
 
 
@@ -134,9 +143,15 @@ def test_search_by_reference_finds_a_request_by_a_fragment(staff_client):
 
 def test_sort_by_due_date_lists_the_soonest_first_and_the_reverse(staff_client):
     today = timezone.localdate()
-    late = request_in_state(user_ids=["d-1"], email="d1@example.test", due_at=today + datetime.timedelta(days=20))
-    soon = request_in_state(user_ids=["d-2"], email="d2@example.test", due_at=today + datetime.timedelta(days=2))
-    mid = request_in_state(user_ids=["d-3"], email="d3@example.test", due_at=today + datetime.timedelta(days=9))
+    late = request_in_state(
+        user_ids=["d-1"], email="d1@example.test", due_at=today + datetime.timedelta(days=20)
+    )
+    soon = request_in_state(
+        user_ids=["d-2"], email="d2@example.test", due_at=today + datetime.timedelta(days=2)
+    )
+    mid = request_in_state(
+        user_ids=["d-3"], email="d3@example.test", due_at=today + datetime.timedelta(days=9)
+    )
 
     def order(html: str) -> list[str]:
         refs = {r.reference: html.index(r.reference) for r in (late, soon, mid)}
@@ -153,7 +168,9 @@ def test_the_acknowledgement_column_says_sent_due_or_late():
     today = timezone.localdate()
     sent = request_in_state(regulation="ccpa")
     due = request_in_state(regulation="ccpa", email="", acknowledge_due_at=today + datetime.timedelta(days=3))
-    late = request_in_state(regulation="ccpa", email="", acknowledge_due_at=today - datetime.timedelta(days=1))
+    late = request_in_state(
+        regulation="ccpa", email="", acknowledge_due_at=today - datetime.timedelta(days=1)
+    )
     gdpr = request_in_state(email="")
     assert console.acknowledgement(sent, today)["status"] == "sent"
     assert console.acknowledgement(due, today) == {"status": "due", "at": today + datetime.timedelta(days=3)}
@@ -166,7 +183,11 @@ def test_assignment_is_audited_and_refuses_accounts_outside_the_team(staff, coll
     erasure = erasure_request_assign(request=erasure, assignee=colleague, actor="dpo")
     assert erasure.assigned_to == colleague
     entry = AuditEntry.objects.get(request=erasure, action="request.assigned")
-    assert entry.actor == "dpo" and entry.data["assigned_to"] == "second" and entry.data["assigned_before"] is None
+    assert (
+        entry.actor == "dpo"
+        and entry.data["assigned_to"] == "second"
+        and entry.data["assigned_before"] is None
+    )
     outsider = get_user_model().objects.create_user("outsider", password="x-correct-horse")
     with pytest.raises(Exception, match="privacy team"):
         erasure_request_assign(request=erasure, assignee=outsider, actor="dpo")
@@ -205,7 +226,11 @@ def test_bulk_extend_goes_through_the_service_and_reports_each_request(staff_cli
     # when
     response = staff_client.post(
         "/privacy-team/requests/bulk/",
-        {"ids": [str(fresh.pk), str(extended.pk), str(closed.pk)], "bulk_action": "extend", "reason": "complex"},
+        {
+            "ids": [str(fresh.pk), str(extended.pk), str(closed.pk)],
+            "bulk_action": "extend",
+            "reason": "complex",
+        },
     )
     # then: only the fresh one is extended, with the reason and an audit entry; each outcome is on the page
     html = response.content.decode()
@@ -255,7 +280,9 @@ def test_dashboard_counts_open_states_due_soon_overdue_and_the_on_time_rate():
     request_in_state(state=State.REJECTED, rejected_at=now, due_at=today + datetime.timedelta(days=5))
     request_in_state(state=State.VERIFIED, verified_at=now, due_at=today - datetime.timedelta(days=1))
     request_in_state(
-        state=State.VERIFIED, verified_at=now - datetime.timedelta(days=120), due_at=today - datetime.timedelta(days=200)
+        state=State.VERIFIED,
+        verified_at=now - datetime.timedelta(days=120),
+        due_at=today - datetime.timedelta(days=200),
     )
     figures = console.dashboard(today=today)
     counts = figures["counts"]
@@ -274,7 +301,9 @@ def test_dashboard_page_draws_its_charts_as_inline_svg_without_scripts(staff_cli
     html = response.content.decode()
     assert response.status_code == 200
     assert "<svg" in html and 'class="bar-fill' in html
-    assert "<script" not in html and "http://" not in html.split("</head>")[0].replace("http://testserver", "")
+    assert "<script" not in html and "http://" not in html.split("</head>")[0].replace(
+        "http://testserver", ""
+    )
 
 
 # --- readable audit trail and counts -------------------------------------------------------------------------
