@@ -9,7 +9,7 @@ import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -58,10 +58,11 @@ def subject_masked(request: ErasureRequest) -> dict[str, Any]:
 
 # --- queue -------------------------------------------------------------------------------------------------------
 
+# By due date, the open requests come first: a closed one has no deadline left to meet.
 SORTS = {
     "received": ("-received_at", "-id"),
-    "due": ("due_at", "-received_at"),
-    "-due": ("-due_at", "-received_at"),
+    "due": ("is_closed", "due_at", "-received_at"),
+    "-due": ("is_closed", "-due_at", "-received_at"),
 }
 
 
@@ -81,6 +82,11 @@ def queue_list(
         qs = qs.filter(reference__icontains=reference.strip())
     if assigned_to is not None:
         qs = qs.filter(assigned_to=assigned_to)
+    qs = qs.annotate(
+        is_closed=Case(
+            When(state__in=OPEN_STATES, then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
+    )
     return qs.select_related("assigned_to").order_by(*SORTS.get(sort, SORTS["received"]))
 
 

@@ -91,10 +91,16 @@ def test_a_team_member_works_the_queue_and_the_dashboard_in_a_real_browser(live_
     page.get_by_role("link", name=re.compile("^Due")).click()
     page.wait_for_url(re.compile(r"sort=due"))
     refs = _queue_refs(page)
-    # then: open requests soonest due first (the overdue one leads)
+    # then: open requests soonest due first (the overdue one leads), closed ones after them
     assert refs.index(overdue.reference) < refs.index(soon.reference) < refs.index(later.reference)
     assert refs.index(later.reference) < refs.index(again.reference)
     _shot(page, "console-queue")
+
+    # then: the bulk form shows only what the chosen action needs (static/js/queue.js), with a "select all" box
+    assert page.get_by_label("Reason for the extension").is_hidden()
+    page.get_by_label("Select all requests on this page").check()
+    assert all(box.is_checked() for box in page.locator('input[name="ids"]').all())
+    page.get_by_label("Select all requests on this page").uncheck()
 
     # when: two requests ticked and extended with one reason
     page.get_by_label(f"Select {soon.reference}").check()
