@@ -372,6 +372,9 @@ def test_the_approval_page_says_what_is_erased_and_what_a_hold_keeps(staff_clien
     html = staff_client.get(f"{_detail(erasure)}approve/").content.decode()
     assert "<strong>202</strong> will be erased, <strong>13</strong> kept under a hold" in html
     assert "215" not in html
+    unheld = request_in_state(state=State.SCOPED, scoped_total=7, scoped_held=0, user_ids=["u-7"], email="")
+    html = staff_client.get(f"{_detail(unheld)}approve/").content.decode()
+    assert "<strong>7</strong> will be erased, none kept under a hold" in html
 
 
 def test_the_badge_says_erasing_while_the_workers_run(staff_client):
