@@ -49,10 +49,12 @@ POLICY: dict[type[models.Model], tuple[tuple[str, ...], tuple[str, ...], tuple[s
             "due_at", "acknowledge_due_at", "extended_at", "scoped_total", "scoped_held", "deletion_job",
             "deleted_count", "held_count", "history_purged_count", "deleted_ids_digest", "verification",
             "rejection_reason", "failure_reason",
+            "scoped_by", "assigned_to",  # console
         ),
         (
             "subject_user_ids", "subject_email", "scope", "scoped_by_agent", "scoped_by_run", "identity_note",
             "rejection_note", "extension_reason", "scoped_stores",
+            "scoped_by_user",  # console
         ),
         ("id", "status_token_hash", "updated_at"),
     ),

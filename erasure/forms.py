@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from memories.models import LegalHold
@@ -206,6 +207,80 @@ class QueueFilterForm(forms.Form):
         label="Regulation", required=False, choices=[("", "Any regulation"), *Regulation.choices]
     )
     overdue = forms.BooleanField(label="Overdue only", required=False)
+    # console: search, sort, "assigned to me"
+    q = forms.CharField(
+        label="Reference",
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(
+            attrs={"placeholder": "ER-2026-000042", "type": "search", "spellcheck": "false"}
+        ),
+    )
+    sort = forms.ChoiceField(
+        label="Sort",
+        required=False,
+        choices=[
+            ("received", "Newest first"),
+            ("due", "Due date, soonest first"),
+            ("-due", "Due date, latest first"),
+        ],
+    )
+    mine = forms.BooleanField(label="Assigned to me", required=False)
+
+
+def staff_members() -> Any:
+    """The accounts a request can be assigned to: active privacy-team members."""
+    return get_user_model().objects.filter(is_active=True, is_staff=True).order_by("username")
+
+
+class AssigneeField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.get_username())
+
+
+class AssignForm(forms.Form):
+    assignee = AssigneeField(
+        label="Change to", queryset=staff_members(), required=False, empty_label="(nobody)"
+    )
+
+
+MAX_BULK = 100
+BULK_ACTIONS = [("assign", "Assign to…"), ("extend", "Extend the deadline (one reason for all)")]
+
+
+class BulkForm(forms.Form):
+    """A bulk action over the requests ticked in the queue; each request then goes through its own service."""
+
+    ids = forms.TypedMultipleChoiceField(
+        label="Requests", coerce=str, error_messages={"required": "Tick at least one request."}
+    )
+    bulk_action = forms.ChoiceField(label="Action", choices=BULK_ACTIONS)
+    assignee = AssigneeField(
+        label="Assign to", queryset=staff_members(), required=False, empty_label="(nobody)"
+    )
+    reason = forms.CharField(
+        label="Reason for the extension",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Any id is accepted here; the view looks each one up and reports those it cannot find.
+        self.fields["ids"].choices = [(v, v) for v in (self.data.getlist("ids") if self.data else [])]  # type: ignore[attr-defined]
+
+    def clean_ids(self) -> list[str]:
+        ids = self.cleaned_data["ids"]
+        if len(ids) > MAX_BULK:
+            raise ValidationError(f"Tick at most {MAX_BULK} requests at once.")
+        return ids
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("bulk_action") == "extend" and not (cleaned.get("reason") or "").strip():
+            self.add_error("reason", "An extension needs a reason.")
+        return cleaned
 
 
 class LegalHoldForm(ScopeFieldsMixin):

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
@@ -36,6 +37,7 @@ class Action(models.TextChoices):
     CANCEL = "cancel"
     RETRY = "retry"
     EXTEND = "extend"
+    ASSIGN = "assign"  # the console's assignment to a team member (not an API action)
     # Moves made by the workers, not by staff:
     COMPLETE_DELETION = "complete-deletion"
     VERIFY = "verify"
@@ -84,6 +86,8 @@ TRANSITIONS: dict[str, Move] = {
         None,
         MappingProxyType({"extended_at__isnull": True}),
     ),
+    # Assignment records who works the request; any open state (added: console).
+    Action.ASSIGN: Move(frozenset({State.RECEIVED, State.SCOPED, State.DELETED, State.FAILED}), None),
     Action.COMPLETE_DELETION: Move(frozenset({State.SCOPED, State.FAILED}), State.DELETED, _STARTED),
     Action.VERIFY: Move(frozenset({State.DELETED}), State.VERIFIED),
     # The workers hold a request exactly while it can fail: that is what "running" means (is_running).
@@ -198,6 +202,15 @@ class ErasureRequest(models.Model):
     notified_at = models.DateTimeField(null=True, blank=True)
     pseudonymised_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.CharField(max_length=150, blank=True)
+    # console: who scoped (four-eyes approval compares it with the approver) and who works the request
+    scoped_by = models.CharField(max_length=150, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_erasure_requests",
+    )
 
     # Deadlines.
     due_at = models.DateField()
@@ -212,6 +225,9 @@ class ErasureRequest(models.Model):
     scoped_by_run = models.JSONField(default=dict, blank=True)
     # Per store: [{"store", "kind", "total", "by_agent", "by_run", "held"}] (erasure/services/stores.py).
     scoped_stores = models.JSONField(default=list, blank=True)
+    scoped_by_user = models.JSONField(
+        default=dict, blank=True
+    )  # console: per user id, hashed when pseudonymised
 
     # Deletion and verification results (copied from the engine's job when it finishes).
     deletion_job = models.ForeignKey(

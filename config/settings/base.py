@@ -219,6 +219,8 @@ DELETION_LANES = env_int("DELETION_LANES", 2)
 DELETION_STALE_SECONDS = env_float("DELETION_STALE_SECONDS", 60.0)
 # Verify an erasure request in the worker task whose deletion job just finished (no separate task hop).
 ERASURE_VERIFY_INLINE = env_bool("ERASURE_VERIFY_INLINE", True)
+# Four-eyes approval: the staff member (or API key) who approves an erasure must differ from the one who scoped it.
+APPROVAL_REQUIRES_SECOND_STAFF = env_bool("APPROVAL_REQUIRES_SECOND_STAFF", False)
 # A straggler pass looks at ids generated from this long before the job started on (clock skew between app
 # servers, transactions that were open when it started): memories/engine.py.
 DELETION_STRAGGLER_MARGIN_SECONDS = env_float("DELETION_STRAGGLER_MARGIN_SECONDS", 300.0)

@@ -140,6 +140,7 @@ class CountsOutput(serializers.ModelSerializer):
     scoped_by_agent = serializers.DictField(child=serializers.IntegerField())
     scoped_by_run = serializers.DictField(child=serializers.IntegerField())
     stores = StoreCountsOutput(source="scoped_stores", many=True, read_only=True)
+    scoped_by_user = serializers.DictField(child=serializers.IntegerField())
 
     class Meta:
         model = ErasureRequest
@@ -148,6 +149,7 @@ class CountsOutput(serializers.ModelSerializer):
             "scoped_held",
             "scoped_by_agent",
             "scoped_by_run",
+            "scoped_by_user",
             "deleted_count",
             "held_count",
             "history_purged_count",
@@ -222,6 +224,7 @@ class DetailOutput(_DeadlineFields):
             "rejection_note",
             "failure_reason",
             "approved_by",
+            "scoped_by",  # console: four-eyes approval
             "deletion_job",
             "verification",
             "allowed_actions",

@@ -10,12 +10,19 @@ holds, messages.py the subject's e-mails. Every public name is re-exported here,
 """
 
 from .common import NONE_KEY, engine_scope
-from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition, VerificationIncomplete
+from .errors import (
+    ErasureInputError,
+    IdentityNotVerified,
+    IllegalTransition,
+    SecondStaffRequired,
+    VerificationIncomplete,
+)
 from .holds import hold_release_erase, hold_release_keep, legal_hold_create, legal_hold_release
 from .messages import status_link
 from .requests import (
     erasure_request_act,
     erasure_request_approve,
+    erasure_request_assign,
     erasure_request_cancel,
     erasure_request_check_action,
     erasure_request_confirm_identity,
@@ -46,6 +53,7 @@ __all__ = [
     "IllegalTransition",
     "IdentityNotVerified",
     "ErasureInputError",
+    "SecondStaffRequired",
     "VerificationIncomplete",
     "erasure_request_create",
     "erasure_request_confirm_identity",
@@ -56,6 +64,7 @@ __all__ = [
     "erasure_request_cancel",
     "erasure_request_retry",
     "erasure_request_extend",
+    "erasure_request_assign",
     "erasure_request_check_action",
     "erasure_request_act",
     "erasure_request_verify",

@@ -22,6 +22,10 @@ class IdentityNotVerified(IllegalTransition):
     """Scoping before the subject's identity was verified."""
 
 
+class SecondStaffRequired(IllegalTransition):
+    """Four-eyes approval (APPROVAL_REQUIRES_SECOND_STAFF): the approver is the one who scoped (HTTP 409)."""
+
+
 class ErasureInputError(ValueError):
     """Bad input for a service (HTTP 400), naming the field."""
 

@@ -6,6 +6,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -31,7 +33,7 @@ from ..models import (
 from ..selectors import status_token_hash
 from . import stores as connected_stores
 from .common import NONE_KEY, compare_and_set, engine_scope
-from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition
+from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition, SecondStaffRequired
 from .messages import receipt_mail_send
 from .validation import clean_scope, clean_subject
 from .verification import verification_start
@@ -132,7 +134,7 @@ def erasure_request_confirm_identity(
 
 
 def erasure_request_count(*, request: ErasureRequest) -> dict[str, Any]:
-    """Exact counts of what the erasure would remove now: total, held, per agent_id, per run_id (three
+    """Exact counts of what the erasure would remove now: total, held, per agent_id, per run_id, per user_id (four
     aggregate queries over the engine's own filter)."""
     scope = engine_scope(request)
     qs = scope_queryset(scope)
@@ -145,7 +147,14 @@ def erasure_request_count(*, request: ErasureRequest) -> dict[str, Any]:
         (row["run_id"] if row["run_id"] is not None else NONE_KEY): row["n"]
         for row in qs.order_by().values("run_id").annotate(n=Count("id"))
     }
-    return {"total": totals["total"], "held": totals["held"], "by_agent": by_agent, "by_run": by_run}
+    by_user = {row["user_id"]: row["n"] for row in qs.order_by().values("user_id").annotate(n=Count("id"))}
+    return {
+        "total": totals["total"],
+        "held": totals["held"],
+        "by_agent": by_agent,
+        "by_run": by_run,
+        "by_user": by_user,
+    }
 
 
 @transaction.atomic
@@ -169,6 +178,8 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
         scoped_by_agent=counts["by_agent"],
         scoped_by_run=counts["by_run"],
         scoped_stores=counts["stores"],
+        scoped_by_user=counts.get("by_user", {}),
+        scoped_by=actor[:150],
     )
     audit_append(
         actor=actor,
@@ -192,7 +203,22 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
 def erasure_request_approve(*, request: ErasureRequest, actor: str) -> ErasureRequest:
     """Starts the erasure (state stays `scoped`; the workers move it on). Side effects, in one transaction:
     approved_at/approved_by; an erasure WriteBlock per user_id (keyed hashes) so no new memory of the subject
-    is accepted; one DeletionJob (kind=erasure) enqueued on commit; one audit entry."""
+    is accepted; one DeletionJob (kind=erasure) enqueued on commit; one audit entry.
+
+    With APPROVAL_REQUIRES_SECOND_STAFF, raises SecondStaffRequired when `actor` is the one who scoped (the row is
+    locked first, so a concurrent re-scope cannot slip between the check and the move)."""
+    scoped_by = (
+        ErasureRequest.objects.select_for_update()
+        .filter(id=request.id)
+        .values_list("scoped_by", flat=True)
+        .first()
+    )
+    if settings.APPROVAL_REQUIRES_SECOND_STAFF and scoped_by == actor[:150]:
+        raise SecondStaffRequired(
+            request,
+            Action.APPROVE,
+            "four-eyes approval: the request must be approved by another team member than the one who scoped it",
+        )
     request = compare_and_set(
         request,
         Action.APPROVE,
@@ -220,6 +246,9 @@ def erasure_request_approve(*, request: ErasureRequest, actor: str) -> ErasureRe
             "deletion_job": str(job.id),
             "store_jobs": [str(j.id) for j in store_jobs],
             "scoped_total": request.scoped_total,
+            "scoped_held": request.scoped_held,
+            "scoped_by": request.scoped_by,
+            "four_eyes": settings.APPROVAL_REQUIRES_SECOND_STAFF,
         },
     )
     return request
@@ -317,6 +346,30 @@ def erasure_request_retry(*, request: ErasureRequest, actor: str) -> ErasureRequ
         action="request.retried",
         request=request,
         data={"state": request.state, "resumes": resumed, "deletion_job": str(job.id) if job else None},
+    )
+    return request
+
+
+@transaction.atomic
+def erasure_request_assign(
+    *, request: ErasureRequest, assignee: AbstractBaseUser | None, actor: str
+) -> ErasureRequest:
+    """Assigns an open request to a team member (`assignee` None: unassigned). Raises ErasureInputError (field
+    `assignee`) for an account outside the privacy team. Side effects: assigned_to, one audit entry (usernames of
+    staff only, as for actors)."""
+    if assignee is not None and not (assignee.is_active and getattr(assignee, "is_staff", False)):
+        raise ErasureInputError("assignee", "must be an active member of the privacy team")
+    before = request.assigned_to.get_username() if request.assigned_to_id and request.assigned_to else None
+    request = compare_and_set(request, Action.ASSIGN, assigned_to=assignee)
+    audit_append(
+        actor=actor,
+        action="request.assigned",
+        request=request,
+        data={
+            "state": request.state,
+            "assigned_to": assignee.get_username() if assignee else None,
+            "assigned_before": before,
+        },
     )
     return request
 

@@ -79,7 +79,14 @@ def erasure_request_count_stores(*, request: ErasureRequest) -> dict[str, Any]:
     "stores": [{"store", "kind", "total", "by_agent", "by_run", "held"}]. Raises StoreUnreachable."""
     scope = engine_scope(request)
     holds = _holds()
-    totals: dict[str, Any] = {"total": 0, "held": 0, "by_agent": {}, "by_run": {}, "stores": []}
+    totals: dict[str, Any] = {
+        "total": 0,
+        "held": 0,
+        "by_agent": {},
+        "by_run": {},
+        "by_user": {},
+        "stores": [],
+    }
     for store in enabled_stores():
         try:
             connector = connector_for(store)
@@ -101,7 +108,7 @@ def erasure_request_count_stores(*, request: ErasureRequest) -> dict[str, Any]:
         )
         totals["total"] += counts.total
         totals["held"] += counts.held
-        for key in ("by_agent", "by_run"):
+        for key in ("by_agent", "by_run", "by_user"):
             for name, n in getattr(counts, key).items():
                 totals[key][name] = totals[key].get(name, 0) + n
     return totals

@@ -284,6 +284,7 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
     request.scoped_by_agent = hashed(request.scoped_by_agent)
     request.scoped_by_run = hashed(request.scoped_by_run)
     request.scoped_stores = connected_stores.pseudonymised_store_counts(request.scoped_stores)
+    request.scoped_by_user = hashed(request.scoped_by_user)
     request.pseudonymised_at = timezone.now()
     request.save(
         update_fields=[
@@ -296,6 +297,7 @@ def erasure_request_pseudonymise(*, request: ErasureRequest, actor: str) -> Eras
             "identity_note",
             "rejection_note",
             "extension_reason",
+            "scoped_by_user",
             "pseudonymised_at",
             "updated_at",
         ]

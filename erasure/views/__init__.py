@@ -11,6 +11,7 @@ from .staff import (
     request_progress,
 )
 from .staff_auth import StaffLoginView
+from .staff_console import bulk_action, dashboard, request_assign
 from .staff_exports import export_download, exports
 from .staff_holds import hold_release_decide, legal_hold_lift_view, legal_holds
 from .staff_stores import store_disable_view, store_edit, store_test_view, stores
@@ -21,6 +22,9 @@ from .subject import (
 )
 
 __all__ = [
+    "bulk_action",
+    "dashboard",
+    "request_assign",
     "request_certificate",
     "StaffLoginView",
     "export_download",

@@ -6,19 +6,23 @@ import logging
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from memories.scope import ScopeError
 
-from .. import deadlines, selectors, services
+from .. import console, deadlines, selectors, services
 from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_issue
 from ..forms import (
     ApproveForm,
+    AssignForm,
+    BulkForm,
     CancelForm,
     ConfirmIdentityForm,
     ExtendForm,
@@ -46,29 +50,59 @@ def queue(request: HttpRequest) -> HttpResponse:
     filters = QueueFilterForm(request.GET or None)
     state = regulation = None
     overdue: bool | None = None
+    # console: search, sort, "assigned to me"
+    reference, sort, assigned_to = "", "received", None
     if filters.is_valid():
         state = filters.cleaned_data["state"] or None
         regulation = filters.cleaned_data["regulation"] or None
         overdue = True if filters.cleaned_data["overdue"] else None
-    qs = selectors.erasure_request_list(state=state, regulation=regulation, overdue=overdue)
+        reference = filters.cleaned_data["q"]
+        sort = filters.cleaned_data["sort"] or "received"
+        assigned_to = request.user if filters.cleaned_data["mine"] else None
+    qs = console.queue_list(
+        state=state,
+        regulation=regulation,
+        overdue=overdue,
+        reference=reference,
+        assigned_to=assigned_to,
+        sort=sort,
+    )
     page = Paginator(qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    requests_on_page = list(page.object_list)
+    duplicates = console.duplicates(requests_on_page)
+    today = timezone.localdate()
     rows = []
-    for r in page.object_list:
-        days = deadlines.days_left(r)
+    for r in requests_on_page:
+        days = deadlines.days_left(r, today)
         rows.append(
             {
                 "r": r,
                 "days_left": days,
                 "late": -days if days is not None and days < 0 else 0,
-                "overdue": deadlines.is_overdue(r),
+                "overdue": deadlines.is_overdue(r, today),
+                # console: masked subject, duplicate flag, acknowledgement
+                "subject": console.subject_masked(r),
+                "duplicates": duplicates.get(r.id, []),
+                "ack": console.acknowledgement(r, today),
             }
         )
     query = request.GET.copy()
     query.pop("page", None)
+    unsorted = query.copy()
+    unsorted.pop("sort", None)
     return render(
         request,
         "erasure/staff/queue.html",
-        {"filters": filters, "page": page, "rows": rows, "query": query.urlencode(), "nav": "queue"},
+        {
+            "filters": filters,
+            "page": page,
+            "rows": rows,
+            "query": query.urlencode(),
+            "nav": "queue",
+            "bulk_form": BulkForm(),
+            "sort": sort,
+            "unsorted_query": unsorted.urlencode(),
+        },
     )
 
 
@@ -119,12 +153,14 @@ def _progress(erasure: ErasureRequest) -> dict[str, Any] | None:
     if not erasure.approved_at:
         return None
     data = dict(selectors.progress(erasure))
-    total = data.get("total") or 0
     deleted = data.get("deleted") or 0
+    # Held memories are never deleted: the bar runs to what will be erased, not to everything in scope.
+    to_erase = max(0, (data.get("total") or 0) - (data.get("held") or 0))
+    data["to_erase"] = to_erase
     data["percent"] = (
         100
         if erasure.state in (State.DELETED, State.VERIFIED)
-        else (min(100, round(100 * deleted / total)) if total else 0)
+        else (min(100, round(100 * deleted / to_erase)) if to_erase else 0)
     )
     return data
 
@@ -165,7 +201,27 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
         "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
         "by_run": sorted((erasure.scoped_by_run or {}).items()),
         "nav": "queue",
+        # console: readable audit trail and breakdown, assignment, four-eyes
+        "audit_rows": console.audit_rows(erasure.audit_entries.order_by("id")),
+        "breakdown": console.breakdown(erasure),
+        "to_erase": _to_erase(erasure),
+        "assign_form": AssignForm(initial={"assignee": erasure.assigned_to_id}),
+        "four_eyes": settings.APPROVAL_REQUIRES_SECOND_STAFF,
+        "duplicates": _duplicate_requests(erasure),
     }
+
+
+def _duplicate_requests(erasure: ErasureRequest) -> list[ErasureRequest]:
+    """The other open requests of the same subject (matched by keyed pseudonyms)."""
+    references = console.duplicates([erasure]).get(erasure.id, [])
+    return list(ErasureRequest.objects.filter(reference__in=references).order_by("received_at"))
+
+
+def _to_erase(erasure: ErasureRequest) -> int | None:
+    """What the approval erases: everything in scope minus what a hold keeps."""
+    if erasure.scoped_total is None:
+        return None
+    return max(0, erasure.scoped_total - (erasure.scoped_held or 0))
 
 
 @staff_required
@@ -189,6 +245,8 @@ def request_progress(request: HttpRequest, pk: str) -> JsonResponse:
             "job_status": data.get("job_status"),
             "percent": data.get("percent"),
             "stores": data.get("stores") or [],
+            "to_erase": data.get("to_erase"),
+            "held": data.get("held"),
             "running": erasure.is_running,
         }
     )
@@ -221,10 +279,16 @@ ACTIONS: dict[str, tuple[type[forms.Form] | None, str]] = {
 }
 
 
-def _approve_context(erasure: ErasureRequest, form: forms.Form) -> dict[str, Any]:
+def _approve_context(erasure: ErasureRequest, form: forms.Form, user: Any = None) -> dict[str, Any]:
+    four_eyes = settings.APPROVAL_REQUIRES_SECOND_STAFF
     return {
         "erasure": erasure,
         "form": form,
+        "to_erase": _to_erase(erasure),
+        "held": erasure.scoped_held or 0,
+        "breakdown": console.breakdown(erasure),
+        "four_eyes": four_eyes,
+        "same_staff": bool(four_eyes and user is not None and erasure.scoped_by == user.get_username()),
         "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
         "by_run": sorted((erasure.scoped_by_run or {}).items()),
         "nav": "queue",
@@ -241,14 +305,21 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
     if request.method == "GET":
         if action != "approve":
             return redirect("erasure_pages:request-detail", pk=erasure.pk)
-        return render(request, "erasure/staff/approve_confirm.html", _approve_context(erasure, ApproveForm()))
+        return render(
+            request,
+            "erasure/staff/approve_confirm.html",
+            _approve_context(erasure, ApproveForm(), request.user),
+        )
 
     prefix = None if action == "approve" else action.replace("-", "_")
     form = form_class(request.POST, prefix=prefix) if form_class else None
     if form is not None and not form.is_valid():
         if action == "approve":
             return render(
-                request, "erasure/staff/approve_confirm.html", _approve_context(erasure, form), status=400
+                request,
+                "erasure/staff/approve_confirm.html",
+                _approve_context(erasure, form, request.user),
+                status=400,
             )
         context = _detail_context(erasure, {action: form})
         context["open_action"] = action
@@ -257,6 +328,13 @@ def request_action(request: HttpRequest, pk: str, action: str) -> HttpResponse:
         services.erasure_request_act(
             request=erasure, action=action, actor=staff_actor(request), data=form.cleaned_data if form else {}
         )
+    except services.SecondStaffRequired:
+        messages.error(
+            request,
+            f"Cannot approve {erasure.reference}: you scoped it, and approval needs a second team member "
+            "(four-eyes approval is on).",
+        )
+        return redirect("erasure_pages:request-action", pk=erasure.pk, action="approve")
     except services.IllegalTransition as exc:
         allowed = ", ".join(exc.allowed_actions) or "none"
         messages.error(

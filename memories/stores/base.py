@@ -21,6 +21,7 @@ class ScopeCount:
     held: int = 0
     by_agent: dict[str, int] = dataclasses.field(default_factory=dict)
     by_run: dict[str, int] = dataclasses.field(default_factory=dict)
+    by_user: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -48,7 +48,13 @@ class BuiltinConnector:
             (row["run_id"] if row["run_id"] is not None else NONE_KEY): row["n"]
             for row in qs.order_by().values("run_id").annotate(n=Count("id"))
         }
-        return ScopeCount(total=totals["total"], held=totals["held"], by_agent=by_agent, by_run=by_run)
+        by_user = {
+            (row["user_id"] if row["user_id"] is not None else NONE_KEY): row["n"]
+            for row in qs.order_by().values("user_id").annotate(n=Count("id"))
+        }
+        return ScopeCount(
+            total=totals["total"], held=totals["held"], by_agent=by_agent, by_run=by_run, by_user=by_user
+        )
 
     def erase(self, scope: dict[str, Any], holds: Sequence[dict[str, Any]], progress: EraseProgress) -> bool:
         """Runs (or resumes) one engine job for the scope within the time budget. The erasure workflow does not

@@ -15,7 +15,7 @@
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(function (data) {
-        set("deleted", data.deleted); set("total", data.total); set("job_status", data.job_status ? String(data.job_status).toLowerCase() : null);
+        set("deleted", data.deleted); set("total", data.total); set("to_erase", data.to_erase); set("job_status", data.job_status ? String(data.job_status).toLowerCase() : null);
         if (bar && data.percent !== null && data.percent !== undefined) { bar.value = data.percent; }
         (data.stores || []).forEach(function (entry) {
           var row = box.querySelector('[data-store-progress="' + String(entry.store).replace(/["\\]/g, "") + '"]');

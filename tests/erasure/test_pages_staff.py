@@ -102,10 +102,15 @@ def test_queue_lists_requests_with_state_badges_and_highlights_overdue_ones(staf
 
 
 def test_queue_filters_by_state_regulation_and_overdue(staff_client):
-    gdpr = request_in_state()
-    ccpa = request_in_state(regulation="ccpa")
-    scoped = request_in_state(state=State.SCOPED)
-    late = request_in_state(due_at=timezone.localdate() - datetime.timedelta(days=1))
+    # (four subjects: a shared one would flag each row as a duplicate of the others, naming their references)
+    gdpr = request_in_state(user_ids=["filter-1"], email="f1@example.test")
+    ccpa = request_in_state(regulation="ccpa", user_ids=["filter-2"], email="f2@example.test")
+    scoped = request_in_state(state=State.SCOPED, user_ids=["filter-3"], email="f3@example.test")
+    late = request_in_state(
+        due_at=timezone.localdate() - datetime.timedelta(days=1),
+        user_ids=["filter-4"],
+        email="f4@example.test",
+    )
     by_state = staff_client.get("/privacy-team/?state=scoped").content.decode()
     assert scoped.reference in by_state and gdpr.reference not in by_state
     by_regulation = staff_client.get("/privacy-team/?regulation=ccpa").content.decode()
