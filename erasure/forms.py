@@ -86,6 +86,11 @@ class SubjectRequestForm(forms.Form):
         error_messages={"required": "Enter your e-mail address so we can send you the status link."},
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
+    suppress = forms.BooleanField(
+        label="After the erasure, refuse to store new memories about me (the assistant will not remember me "
+        "again under these ids).",
+        required=False,
+    )
     consent = forms.BooleanField(
         label="I confirm that I am the person these ids belong to (or authorised to act for them), and I agree "
         "that the data is permanently erased. This cannot be undone.",

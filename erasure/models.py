@@ -91,6 +91,7 @@ class Channel(models.TextChoices):
     FORM = "form", "public request form"
     API = "api", "Erasure API"
     STAFF = "staff", "privacy-team UI"
+    DRP = "drp", "Data Rights Protocol agent"
 
 
 class IdentityStatus(models.TextChoices):
@@ -132,6 +133,8 @@ class ErasureRequest(models.Model):
     )
     identity_note = models.TextField(blank=True)
     identity_verified_by = models.CharField(max_length=150, blank=True)
+    # Keyed hashes of the user ids shown to be the subject's (erasure/identity.py); scoping needs all of them.
+    subject_confirmed_pseudonyms = ArrayField(models.CharField(max_length=64), default=list, blank=True)
 
     # A timestamp for every state reached (and for the steps in between).
     received_at = models.DateTimeField()
@@ -213,3 +216,12 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"audit #{self.id} {self.action}"
+
+
+# The subject's identity proofs, notices and staff alerts, and the Data Rights Protocol's agents and requests
+# live in their own modules; imported here so Django registers them with this app.
+from .drp.models import DrpAgent, DrpCallback, DrpRequest  # noqa: E402
+from .identity_models import IdentityChallenge  # noqa: E402
+from .notices_models import StaffAlert, SubjectNotice  # noqa: E402
+
+__all_subject_models__ = (IdentityChallenge, StaffAlert, SubjectNotice, DrpAgent, DrpCallback, DrpRequest)

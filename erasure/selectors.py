@@ -22,10 +22,16 @@ def status_token_hash(token: str) -> str:
 
 def _guard_ok(request: ErasureRequest, action: str) -> bool:
     """Conditions beyond the state table: the same ones the services' compare-and-set filters carry."""
+    from .identity import user_ids_confirmed
+
     if action == Action.VERIFY_IDENTITY:
-        return request.identity_status == IdentityStatus.PENDING
+        return request.identity_status == IdentityStatus.PENDING or not user_ids_confirmed(request)
     if action == Action.SCOPE:
-        return request.identity_status == IdentityStatus.VERIFIED and request.approved_at is None
+        return (
+            request.identity_status == IdentityStatus.VERIFIED
+            and user_ids_confirmed(request)
+            and request.approved_at is None
+        )
     if action in (Action.APPROVE, Action.REJECT, Action.CANCEL):
         return request.approved_at is None
     if action == Action.EXTEND:
@@ -47,9 +53,15 @@ def action_allowed(request: ErasureRequest, action: str) -> bool:
 
 
 def erasure_request_list(
-    *, state: str | None = None, regulation: str | None = None, overdue: bool | None = None
+    *,
+    state: str | None = None,
+    regulation: str | None = None,
+    overdue: bool | None = None,
+    channel: str | None = None,
 ) -> QuerySet[ErasureRequest]:
     qs = ErasureRequest.objects.all()
+    if channel:
+        qs = qs.filter(channel=channel)
     if state:
         qs = qs.filter(state=state)
     if regulation:

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
+from .views import subject_identity
 
 app_name = "erasure_pages"
 
@@ -11,6 +12,12 @@ urlpatterns = [
     path("privacy/request/", views.subject_request, name="subject-request"),
     path("privacy/request/sent/", views.subject_submitted, name="subject-submitted"),
     path("privacy/status/<str:reference>/", views.subject_status, name="subject-status"),
+    path(
+        "privacy/status/<str:reference>/resend/", subject_identity.verify_resend, name="subject-verify-resend"
+    ),
+    path("privacy/verify/", subject_identity.verify_code, name="subject-verify-code"),
+    path("privacy/verify/drp/<str:request_id>/", subject_identity.verify_drp, name="subject-verify-drp"),
+    path("privacy/verify/<str:token>/", subject_identity.verify_link, name="subject-verify-link"),
     path("privacy-team/login/", views.StaffLoginView.as_view(), name="login"),
     path(
         "privacy-team/logout/", auth_views.LogoutView.as_view(next_page="erasure_pages:login"), name="logout"

@@ -17,7 +17,7 @@ from memories.auth import IsStaffKey
 from memories.models import LegalHold
 
 from .. import selectors, services
-from ..models import TRANSITIONS, Action, ErasureRequest, Regulation, State
+from ..models import TRANSITIONS, Action, Channel, ErasureRequest, Regulation, State
 from . import serializers as s
 
 CONFLICT = OpenApiResponse(s.ConflictOutput, description="Illegal transition: the state and allowed actions")
@@ -54,11 +54,12 @@ class PlacedCursorPagination(ReceivedCursorPagination):
 class ErasureRequestFilter(filters.FilterSet):
     state = filters.ChoiceFilter(choices=State.choices)
     regulation = filters.ChoiceFilter(choices=Regulation.choices)
+    channel = filters.ChoiceFilter(choices=Channel.choices)
     overdue = filters.BooleanFilter(method="filter_overdue", label="past the due date and still open")
 
     class Meta:
         model = ErasureRequest
-        fields = ["state", "regulation", "overdue"]
+        fields = ["state", "regulation", "channel", "overdue"]
 
     def filter_overdue(self, queryset: Any, name: str, value: bool) -> Any:
         if value is None:
@@ -121,7 +122,10 @@ class ErasureRequestDetailApi(StaffApi):
 
 # The staff actions the API offers: action -> (input serializer, summary of its operation).
 ACTIONS: dict[str, tuple[type[serializers.Serializer], str]] = {
-    Action.VERIFY_IDENTITY: (s.NoteInput, "Mark the subject's identity as verified"),
+    Action.VERIFY_IDENTITY: (
+        s.VerifyIdentityInput,
+        "Mark the subject's identity as verified; optional user_ids are attached and confirmed",
+    ),
     Action.SCOPE: (s.EmptyInput, "Count exactly what will be erased → scoped"),
     Action.APPROVE: (s.EmptyInput, "Start the deletion (workers take it to deleted, then verified)"),
     Action.REJECT: (s.RejectInput, "Reject with a DRP reason code → rejected"),

@@ -16,6 +16,7 @@ from memories.pseudonyms import pseudonym, pseudonymise_scope
 from memories.scope import scope_queryset
 from memories.services import write_block_place
 
+from .. import identity, notices
 from ..audit import audit_append
 from ..deadlines import acknowledge_due_date, due_date, extended_due_date
 from ..models import (
@@ -31,7 +32,6 @@ from ..models import (
 from ..selectors import action_allowed, status_token_hash
 from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
 from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition
-from .messages import receipt_mail_send
 from .validation import clean_scope, clean_subject
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def erasure_request_create(
     """Registers a request in state `received` and returns it with the raw status token (shown once).
 
     Side effects: one ErasureRequest row (reference from erasure_reference_seq; only the token's sha256 kept),
-    one audit entry; with an e-mail, the receipt mail with the secret status link (acknowledged_at set)."""
+    one audit entry; the follow-ups of erasure.notices.request_created (receipt with the secret status link and,
+    for the form, the verification mail, sent after commit; the `new` staff alert)."""
     if regulation not in Regulation.values:
         raise ErasureInputError("regulation", f"must be one of {', '.join(Regulation.values)}")
     if channel not in Channel.values:
@@ -101,30 +102,39 @@ def erasure_request_create(
             "due_at": request.due_at.isoformat(),
         },
     )
-    if email and receipt_mail_send(request=request, raw_token=raw_token, to=email):
-        request.acknowledged_at = timezone.now()
-        request.save(update_fields=["acknowledged_at", "updated_at"])
+    notices.request_created(request=request, raw_token=raw_token)
     logger.info("erasure request created", extra={"request": str(request.id), "reference": request.reference})
     return request, raw_token
 
 
 @transaction.atomic
-def erasure_request_verify_identity(*, request: ErasureRequest, actor: str, note: str = "") -> ErasureRequest:
-    """Records that staff verified the subject's identity (state stays `received`). Side effects: the row's
-    identity fields, one audit entry."""
+def erasure_request_verify_identity(
+    *, request: ErasureRequest, actor: str, note: str = "", user_ids: list[str] | None = None
+) -> ErasureRequest:
+    """Records that staff verified the subject's identity (state stays `received`): `user_ids` are attached and
+    every user id of the request counts as confirmed. Also possible after the subject proved the e-mail, while
+    ids remain unconfirmed. Side effects: the row's identity fields, one audit entry, the move's follow-ups."""
     now = timezone.now()
+    pending = request.identity_status == IdentityStatus.PENDING
     request = compare_and_set(
         request,
         Action.VERIFY_IDENTITY,
-        guard=Q(identity_status=IdentityStatus.PENDING),
+        guard=Q(identity_status=IdentityStatus.PENDING)
+        if pending
+        else Q(subject_confirmed_pseudonyms=request.subject_confirmed_pseudonyms),
+        **identity.staff_confirmation_updates(request, user_ids),
         identity_status=IdentityStatus.VERIFIED,
         identity_verified_at=now,
         identity_verified_by=actor[:150],
         identity_note=note,
     )
     audit_append(
-        actor=actor, action="request.identity_verified", request=request, data={"state": request.state}
+        actor=actor,
+        action="request.identity_verified",
+        request=request,
+        data={"state": request.state, "method": "staff", "user_id_count": len(request.subject_user_ids)},
     )
+    notices.request_event(request=request, event="identity_verified")
     return request
 
 
@@ -152,6 +162,12 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
         request.refresh_from_db()
         if request.identity_status != IdentityStatus.VERIFIED:
             raise IdentityNotVerified(request, Action.SCOPE, "the subject's identity must be verified first")
+    if request.state in TRANSITIONS[Action.SCOPE][0] and not identity.user_ids_confirmed(request):
+        raise IdentityNotVerified(
+            request,
+            Action.SCOPE,
+            "the subject's user ids must be confirmed first (verify-identity with user_ids)",
+        )
     counts = erasure_request_count(request=request)
     request = compare_and_set(
         request,
@@ -228,6 +244,7 @@ def erasure_request_reject(
         request=request,
         data={"state": request.state, "reason": reason},
     )
+    notices.request_event(request=request, event="rejected")
     return request
 
 
@@ -244,6 +261,7 @@ def erasure_request_cancel(*, request: ErasureRequest, actor: str, note: str = "
         request=request,
         data={"state": request.state, "note_given": bool(note)},
     )
+    notices.request_event(request=request, event="cancelled")
     return request
 
 
@@ -277,6 +295,7 @@ def erasure_request_extend(*, request: ErasureRequest, actor: str, reason: str) 
         request=request,
         data={"state": request.state, "due_before": old_due.isoformat(), "due_at": new_due.isoformat()},
     )
+    notices.request_event(request=request, event="extended")
     return request
 
 
@@ -319,7 +338,7 @@ def erasure_request_check_action(*, request: ErasureRequest, action: str) -> Non
 # where the action takes them.
 _STAFF_ACTION_CALLS: dict[str, Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]] = {
     Action.VERIFY_IDENTITY: lambda r, a, d: erasure_request_verify_identity(
-        request=r, actor=a, note=d["note"]
+        request=r, actor=a, note=d["note"], user_ids=d.get("user_ids") or None
     ),
     Action.SCOPE: lambda r, a, d: erasure_request_scope(request=r, actor=a),
     Action.APPROVE: lambda r, a, d: erasure_request_approve(request=r, actor=a),

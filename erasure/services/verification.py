@@ -16,11 +16,11 @@ from memories.pseudonyms import pseudonym
 from memories.scope import scope_queryset
 from memories.services import write_block_lift, write_block_place
 
+from .. import notices
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
 from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
 from .errors import IllegalTransition, VerificationIncomplete
-from .messages import completion_mail_send
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def erasure_request_fail(*, request: ErasureRequest, reason: str) -> ErasureRequ
         request=request,
         data={"state": request.state, "reason": reason},
     )
+    notices.request_event(request=request, event="failed")
     logger.warning("erasure request failed", extra={"request": str(request.id)})
     return request
 
@@ -190,9 +191,7 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             request=request,
             data={"state": request.state, "verification": verification, "suppressed": request.suppress},
         )
-        if request.subject_email and completion_mail_send(request=request):
-            request.notified_at = timezone.now()
-            request.save(update_fields=["notified_at", "updated_at"])
+        notices.request_event(request=request, event="verified")  # before the e-mail is pseudonymised
         request = erasure_request_pseudonymise(request=request, actor="worker")
     logger.info("erasure request verified", extra={"request": str(request.id)})
     return request

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from erasure.models import ErasureRequest, IdentityStatus, State
 from erasure.services import erasure_request_create
+from memories.pseudonyms import pseudonym
 
 
 def make_request(
@@ -39,6 +40,10 @@ def make_request(
     if state in (State.DELETED, State.VERIFIED, State.FAILED):
         updates["approved_at"] = now
     updates.update(fields)
+    if updates.get("identity_status") == IdentityStatus.VERIFIED:  # verified as staff do: every id confirmed
+        updates.setdefault(
+            "subject_confirmed_pseudonyms", sorted(pseudonym(u) for u in request.subject_user_ids)
+        )
     ErasureRequest.objects.filter(id=request.id).update(**updates)
     request.refresh_from_db()
     return request
