@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from memories.models import LegalHold
 from memories.scope import ScopeError, validate_scope
 
-from .models import Regulation, RejectionReason, State
+from .models import Channel, Regulation, RejectionReason, State
 
 MAX_USER_IDS = 20
 MAX_USER_ID_LENGTH = 255
@@ -178,6 +178,17 @@ class VerifyIdentityForm(forms.Form):
         help_text="For example: signed-in account e-mail matched; no personal data in the note.",
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    user_ids = forms.CharField(
+        label="The subject's user ids (one per line)",
+        required=False,
+        help_text="Attached to the request and confirmed, with the ids it already names; leave empty to confirm "
+        "those.",
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def clean_user_ids(self) -> list[str]:
+        raw = self.cleaned_data["user_ids"]
+        return _parse_user_ids(raw) if raw.strip() else []
 
 
 class RejectForm(forms.Form):
@@ -212,6 +223,7 @@ class QueueFilterForm(forms.Form):
     regulation = forms.ChoiceField(
         label="Regulation", required=False, choices=[("", "Any regulation"), *Regulation.choices]
     )
+    channel = forms.ChoiceField(label="Channel", required=False, choices=[("", "Any channel"), *Channel.choices])
     overdue = forms.BooleanField(label="Overdue only", required=False)
 
 

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
-from .views import subject_identity
+from .views import staff_subjects, subject_identity
 
 app_name = "erasure_pages"
 
@@ -33,5 +33,7 @@ urlpatterns = [
     path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
     path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),
     path("privacy-team/exports/", views.exports, name="exports"),
+    path("privacy-team/mail/", staff_subjects.staff_mail, name="staff-mail"),
+    path("privacy-team/drp-agents/", staff_subjects.drp_agents, name="drp-agents"),
     path("privacy-team/exports/download/", views.export_download, name="export-download"),
 ]

@@ -28,6 +28,7 @@ from ..forms import (
 )
 from ..models import ErasureRequest, State
 from .staff_auth import staff_actor, staff_required
+from .staff_subjects import subject_context
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,14 @@ QUEUE_PAGE_SIZE = 25
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
     filters = QueueFilterForm(request.GET or None)
-    state = regulation = None
+    state = regulation = channel = None
     overdue: bool | None = None
     if filters.is_valid():
         state = filters.cleaned_data["state"] or None
         regulation = filters.cleaned_data["regulation"] or None
+        channel = filters.cleaned_data["channel"] or None
         overdue = True if filters.cleaned_data["overdue"] else None
-    qs = selectors.erasure_request_list(state=state, regulation=regulation, overdue=overdue)
+    qs = selectors.erasure_request_list(state=state, regulation=regulation, overdue=overdue, channel=channel)
     page = Paginator(qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = []
     for r in page.object_list:
@@ -165,6 +167,7 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
         "by_agent": sorted((erasure.scoped_by_agent or {}).items()),
         "by_run": sorted((erasure.scoped_by_run or {}).items()),
         "nav": "queue",
+        **subject_context(erasure),
     }
 
 
