@@ -223,7 +223,9 @@ class QueueFilterForm(forms.Form):
     regulation = forms.ChoiceField(
         label="Regulation", required=False, choices=[("", "Any regulation"), *Regulation.choices]
     )
-    channel = forms.ChoiceField(label="Channel", required=False, choices=[("", "Any channel"), *Channel.choices])
+    channel = forms.ChoiceField(
+        label="Channel", required=False, choices=[("", "Any channel"), *Channel.choices]
+    )
     overdue = forms.BooleanField(label="Overdue only", required=False)
 
 

@@ -129,16 +129,18 @@ def _with_ids(request: ErasureRequest, user_ids: list[str], confirmed: set[str])
 
 def email_proof_updates(request: ErasureRequest, email: str) -> dict[str, Any]:
     """Updates once the subject proved control of `email`: ids equal to it are confirmed, and so are the ids the
-    resolver knows for it; a request that named no ids gets the resolver's ids."""
+    resolver knows for it. A request that named no ids gets the resolver's ids and the e-mail itself (many agents
+    key memories by e-mail), all confirmed."""
     claimed = list(request.subject_user_ids or [])
     confirmed = {
         u for u in request.subject_user_ids or [] if pseudonym(u) in set(request.subject_confirmed_pseudonyms)
     }
     confirmed |= {u for u in claimed if u.strip().lower() == email.strip().lower()}
     resolved = resolve_user_ids(email)
-    if resolved is not None:
-        if not claimed:
-            claimed = resolved
+    if not claimed and email:
+        claimed = sorted({*(resolved or []), email.strip()})
+        confirmed |= set(claimed)
+    elif resolved is not None:
         confirmed |= set(claimed) & set(resolved)
     return _with_ids(request, sorted(set(claimed)), confirmed)
 

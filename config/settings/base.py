@@ -295,6 +295,7 @@ PRIVACY_TEAM_EMAILS = [a.strip() for a in os.environ.get("PRIVACY_TEAM_EMAILS", 
 IDENTITY_RESOLVER = os.environ.get("IDENTITY_RESOLVER", "")
 IDENTITY_LINK_MAX_AGE_SECONDS = env_int("IDENTITY_LINK_MAX_AGE_SECONDS", 72 * 3600)
 DRP_BUSINESS_ID = os.environ.get("DRP_BUSINESS_ID", "")
+DRP_CALLBACK_RETRY_BASE_SECONDS = env_float("DRP_CALLBACK_RETRY_BASE_SECONDS", 30.0)  # doubles up to an hour
 from celery.schedules import crontab  # noqa: E402
 
 CELERY_BEAT_SCHEDULE.update(

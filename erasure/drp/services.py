@@ -239,7 +239,11 @@ def drp_revoke(*, agent: DrpAgent, drp: DrpRequest, body: bytes) -> DrpRequest:
 
     document = open_signed(decode(body), agent.verify_key) if body.strip() else {}
     check_claims(document, agent, require=False)
-    drp = DrpRequest.objects.select_for_update().select_related("erasure").get(request_id=drp.request_id)
+    drp = (
+        DrpRequest.objects.select_for_update(of=("self",))
+        .select_related("erasure")
+        .get(request_id=drp.request_id)
+    )
     erasure = drp.erasure
     if erasure is None or erasure.state not in (State.RECEIVED, State.SCOPED) or erasure.approved_at:
         raise DrpMessageError(

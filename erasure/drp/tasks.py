@@ -2,6 +2,7 @@
 retries) keeps trying for more than a day; the beat sweeper re-enqueues anything whose message was lost."""
 
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 
@@ -11,7 +12,8 @@ CALLBACK_MAX_RETRIES = 40
 @shared_task(bind=True, acks_late=True, max_retries=CALLBACK_MAX_RETRIES)
 def drp_callback_send_task(self, callback_id: int) -> None:
     if not services.drp_callback_send(callback_id=callback_id) and self.request.retries < self.max_retries:
-        raise self.retry(countdown=int(min(30 * 2**self.request.retries, 3600)))
+        base = settings.DRP_CALLBACK_RETRY_BASE_SECONDS
+        raise self.retry(countdown=min(base * 2**self.request.retries, 3600.0))
 
 
 @shared_task(acks_late=True)
