@@ -262,5 +262,7 @@ def subject_status(request: HttpRequest, reference: str) -> HttpResponse:
         and bool(erasure.subject_email),
     }
     response = render(request, "erasure/subject_status.html", context)
-    response["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: under no-referrer the page's resend form would POST with "Origin: null",
+    # which the CSRF check refuses; the secret link still never leaves the site in a Referer.
+    response["Referrer-Policy"] = "same-origin"
     return response

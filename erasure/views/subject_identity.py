@@ -21,7 +21,9 @@ logger = logging.getLogger(__name__)
 
 
 def _no_referrer(response: HttpResponse) -> HttpResponse:
-    response["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: the secret link never leaves our site in a Referer, while the pages' own POST
+    # forms still carry an Origin (under no-referrer browsers send "Origin: null" and the CSRF check refuses it).
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 

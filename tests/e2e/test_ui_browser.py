@@ -111,7 +111,7 @@ def test_subject_request_to_verified_erasure_in_a_real_browser(live_server, brow
     worker = start_worker("ui")
     page.goto(live_server.url + _path_of(link))
     page.get_by_role("heading", name="Please confirm your e-mail address").wait_for()
-    assert page.locator('meta[name="referrer"]').get_attribute("content") == "no-referrer"
+    assert page.locator('meta[name="referrer"]').get_attribute("content") == "same-origin"
     _shot(page, "status-received")
 
     # when: a privacy-team member signs in and works the request
