@@ -166,6 +166,23 @@ def request_event(*, request: ErasureRequest, event: str) -> None:
         drp_status_changed(erasure=request)
 
 
+def erasure_request_acknowledge(*, request: ErasureRequest, actor: str) -> bool:
+    """Staff record that they acknowledged the request by other means (a request without an e-mail gets no
+    receipt). True if it was not acknowledged before. Side effects: acknowledged_at, one audit entry."""
+    from .audit import audit_append
+
+    with transaction.atomic():
+        done = ErasureRequest.objects.filter(id=request.id, acknowledged_at__isnull=True).update(
+            acknowledged_at=timezone.now(), updated_at=timezone.now()
+        )
+        if done:
+            request.refresh_from_db()
+            audit_append(
+                actor=actor, action="request.acknowledged", request=request, data={"state": request.state}
+            )
+    return bool(done)
+
+
 # --- sending --------------------------------------------------------------------------------------------------
 
 

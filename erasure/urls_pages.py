@@ -29,6 +29,11 @@ urlpatterns = [
     path(
         "privacy-team/requests/<uuid:pk>/certificate/", views.request_certificate, name="request-certificate"
     ),
+    path(
+        "privacy-team/requests/<uuid:pk>/acknowledge/",
+        staff_subjects.request_acknowledge,
+        name="request-acknowledge",
+    ),
     path("privacy-team/requests/<uuid:pk>/<slug:action>/", views.request_action, name="request-action"),
     path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
     path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),

@@ -56,8 +56,8 @@ def drp_agent_register(
     agent_id = (agent_id or "").strip()
     if not AGENT_ID_RE.fullmatch(agent_id):
         raise DrpInputError("agent_id", "1-100 characters: letters, digits, '_', '.', '-'")
-    if not (name or "").strip():
-        raise DrpInputError("name", "give the agent's name")
+    if not (name or "").strip() or "\x00" in name:
+        raise DrpInputError("name", "give the agent's name (no NUL characters)")
     verify_key = (verify_key or "").strip()
     if not verify_key_valid(verify_key):
         raise DrpInputError("verify_key", "must be a base64-encoded 32-byte Ed25519 verify key")

@@ -6,16 +6,17 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..drp.crypto import verify_key_valid
 from ..drp.models import DrpAgent, DrpCallback, DrpRequest
 from ..drp.services import DrpInputError, drp_agent_register
 from ..identity import user_id_rows
 from ..models import ErasureRequest
-from ..notices import privacy_team_emails
+from ..notices import erasure_request_acknowledge, privacy_team_emails
 from ..notices_models import DeliveryStatus, StaffAlert, SubjectNotice
+from ..selectors import OPEN_STATES
 from .staff_auth import staff_actor, staff_required
 
 RECENT = 50
@@ -27,7 +28,19 @@ def subject_context(erasure: ErasureRequest) -> dict[str, Any]:
         "notices": list(erasure.notices.order_by("created_at", "id")),
         "alerts": list(erasure.staff_alerts.order_by("created_at", "id")),
         "drp": DrpRequest.objects.select_related("agent").filter(erasure=erasure).first(),
+        "open_states": sorted(OPEN_STATES),
     }
+
+
+@staff_required
+@require_POST
+def request_acknowledge(request: HttpRequest, pk: str) -> HttpResponse:
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    if erasure_request_acknowledge(request=erasure, actor=staff_actor(request)):
+        messages.success(request, "Acknowledgement recorded.")
+    else:
+        messages.error(request, f"{erasure.reference} was already acknowledged.")
+    return redirect("erasure_pages:request-detail", pk=erasure.pk)
 
 
 @staff_required

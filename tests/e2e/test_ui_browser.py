@@ -106,7 +106,9 @@ def test_subject_request_to_verified_erasure_in_a_real_browser(live_server, brow
     erasure = ErasureRequest.objects.get(subject_user_ids=["e2e-subject"])
     assert erasure.reference in page.content() and "e2e-subject" not in page.url
     outbox_deliver()  # what the notice task does after commit (before the worker starts: its outbox is its own)
-    receipt = next(m for m in mail.outbox if "We received" in m.subject)
+    receipt = next(
+        m for m in mail.outbox if m.subject == f"We received your erasure request {erasure.reference}"
+    )
     link = re.search(r"https?://\S+/privacy/status/\S+", receipt.body).group(0)
     worker = start_worker("ui")
     page.goto(live_server.url + _path_of(link))

@@ -185,3 +185,19 @@ def test_a_refusing_mail_server_leaves_the_notice_failed_and_retried_until_it_ac
             assert notice.status == "sent" and notice.sealed == "" and handler.delivered == 1
     finally:
         controller.stop()
+
+
+def test_staff_record_the_acknowledgement_of_a_request_without_an_email(client):
+    from django.contrib.auth import get_user_model
+
+    request, _ = erasure_request_create(regulation="ccpa", user_ids=["ack-1"], channel="api", actor="t")
+    get_user_model().objects.create_user("dpo", password="pw-123456789", is_staff=True)
+    client.login(username="dpo", password="pw-123456789")
+    page = client.get(f"/privacy-team/requests/{request.pk}/").content.decode()
+    assert "Record acknowledgement" in page
+    client.post(f"/privacy-team/requests/{request.pk}/acknowledge/")
+    request.refresh_from_db()
+    assert request.acknowledged_at is not None
+    assert request.audit_entries.filter(action="request.acknowledged").count() == 1
+    client.post(f"/privacy-team/requests/{request.pk}/acknowledge/")
+    assert request.audit_entries.filter(action="request.acknowledged").count() == 1
