@@ -225,12 +225,13 @@ def notice_context(request: ErasureRequest, payload: dict[str, Any]) -> dict[str
 
 
 def notice_send(*, notice_id: int) -> bool:
-    """Sends one subject notice (the row locked meanwhile, so two deliveries never both send). True when sent
-    (or nothing left to send). Side effects: the row (status, attempts, last_error; recipient wiped once sent),
+    """Sends one subject notice (the row locked meanwhile, so two deliveries never both send; only the notice's
+    own row: staff moving the request at the same time must not make a delivery skip it). True when sent (or
+    nothing left to send). Side effects: the row (status, attempts, last_error; recipient wiped once sent),
     acknowledged_at after the receipt, notified_at after the completion notice."""
     with transaction.atomic():
         notice = (
-            SubjectNotice.objects.select_for_update(skip_locked=True)
+            SubjectNotice.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("request")
             .filter(id=notice_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED])
             .first()

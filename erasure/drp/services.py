@@ -288,7 +288,7 @@ def drp_callback_send(*, callback_id: int) -> bool:
     superseded: the agent has the newest) or nothing to do; False to retry."""
     with transaction.atomic():
         callback = (
-            DrpCallback.objects.select_for_update(skip_locked=True)
+            DrpCallback.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("drp_request")
             .filter(id=callback_id, status__in=[DrpCallback.Status.PENDING, DrpCallback.Status.FAILED])
             .first()
