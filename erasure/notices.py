@@ -149,7 +149,7 @@ def request_created(*, request: ErasureRequest, raw_token: str) -> None:
 
 
 def request_event(*, request: ErasureRequest, event: str) -> None:
-    """Follow-ups of a move (event: identity_verified, extended, rejected, cancelled, failed, verified): the
+    """Follow-ups of a move (event: identity_verified, approved, extended, rejected, cancelled, failed, verified): the
     subject's notice, the staff alert, the DRP status callback. Runs inside the move's transaction."""
     kind = {
         "extended": SubjectNotice.Kind.EXTENSION,

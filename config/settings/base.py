@@ -312,6 +312,10 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "erasure.notices_tasks.staff_alerts_digest_task",
             "schedule": crontab(hour=env_int("STAFF_DIGEST_HOUR_UTC", 7), minute=0),
         },
+        "drp-verifications-expire": {
+            "task": "erasure.drp.tasks.drp_verifications_expire_task",
+            "schedule": timedelta(hours=1),
+        },
         "drp-callbacks-resume": {
             "task": "erasure.drp.tasks.drp_callbacks_resume_task",
             "schedule": timedelta(minutes=10),

@@ -345,3 +345,39 @@ def drp_callbacks_resume(*, stale_seconds: float = 900) -> int:
     for callback_id in ids:
         drp_callback_send_task.delay(callback_id)
     return len(ids)
+
+
+def drp_verifications_expire() -> int:
+    """DRP requests whose user did not confirm the e-mail before the last mailed link expired are denied with
+    insuf_verification (section 3.02: the need_user_verification stage timed out). Side effects: those of
+    erasure_request_reject (audit entry, status callback). Returns how many."""
+    from .. import services
+    from ..models import Channel, IdentityStatus
+
+    now = timezone.now()
+    ids = list(
+        ErasureRequest.objects.filter(
+            channel=Channel.DRP,
+            state=State.RECEIVED,
+            identity_status=IdentityStatus.PENDING,
+            identity_challenges__isnull=False,
+        )
+        .exclude(identity_challenges__expires_at__gt=now)
+        .values_list("id", flat=True)
+        .distinct()[:500]
+    )
+    done = 0
+    for request_id in ids:
+        with transaction.atomic():
+            erasure = ErasureRequest.objects.get(id=request_id)
+            try:
+                services.erasure_request_reject(
+                    request=erasure,
+                    actor="worker",
+                    reason=RejectionReason.INSUF_VERIFICATION,
+                    note="the user did not confirm the e-mail address in time",
+                )
+            except services.IllegalTransition:
+                continue
+            done += 1
+    return done

@@ -19,3 +19,8 @@ def drp_callback_send_task(self, callback_id: int) -> None:
 @shared_task(acks_late=True)
 def drp_callbacks_resume_task() -> None:
     services.drp_callbacks_resume()
+
+
+@shared_task(acks_late=True)
+def drp_verifications_expire_task() -> None:
+    services.drp_verifications_expire()

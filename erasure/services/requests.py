@@ -220,6 +220,7 @@ def erasure_request_approve(*, request: ErasureRequest, actor: str) -> ErasureRe
         request=request,
         data={"state": request.state, "deletion_job": str(job.id), "scoped_total": request.scoped_total},
     )
+    notices.request_event(request=request, event="approved")
     return request
 
 

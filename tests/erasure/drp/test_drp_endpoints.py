@@ -185,3 +185,23 @@ def test_staff_register_agents_through_the_api_and_the_command(staff_api):
         "drp_add_agent", "--agent-id", "CMD_AGENT", "--name", "Cmd", "--verify-key", key, "--trusted"
     )
     assert DrpAgent.objects.get(agent_id="CMD_AGENT").trusted
+
+
+def test_a_user_who_does_not_confirm_in_time_gets_the_request_denied_for_insufficient_verification():
+    from django.utils import timezone
+
+    from erasure.drp.services import drp_verifications_expire
+    from erasure.identity_models import IdentityChallenge
+
+    agent = _agent()
+    waiting = agent.exercise(email="slow@example.test").json()["request_id"]
+    fresh = agent.exercise(email="fresh@example.test").json()["request_id"]
+    IdentityChallenge.objects.filter(request__drp__request_id=waiting).update(expires_at=timezone.now())
+    # when
+    assert drp_verifications_expire() == 1
+    assert drp_verifications_expire() == 0
+    # then
+    status = agent.status(waiting).json()
+    assert status["status"] == "denied" and status["reason"] == "insuf_verification"
+    assert status["expires_at"].endswith("+00:00")
+    assert agent.status(fresh).json()["status"] == "in_progress"
