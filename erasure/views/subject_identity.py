@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .. import identity, selectors
 from ..drp.models import DrpRequest
 from ..identity import IdentityProofError
-from ..models import IdentityStatus, State
+from ..models import Channel, IdentityStatus, State
 from .subject import form_throttle_hit
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def verify_code(request: HttpRequest) -> HttpResponse:
             context["error"] = exc.message
             status = 429 if exc.kind == "locked" else 400
             return _no_referrer(render(request, "erasure/subject_verify_code.html", context, status=status))
-        if context["redirect_to"]:
+        if context["redirect_to"] and erasure.channel == Channel.DRP:  # back to the agent (DRP 3.02.1) only
             return redirect(context["redirect_to"])
         return _no_referrer(render(request, "erasure/subject_verified.html", {"erasure": erasure}))
     return _no_referrer(render(request, "erasure/subject_verify_code.html", context))

@@ -205,3 +205,27 @@ def test_a_user_who_does_not_confirm_in_time_gets_the_request_denied_for_insuffi
     assert status["status"] == "denied" and status["reason"] == "insuf_verification"
     assert status["expires_at"].endswith("+00:00")
     assert agent.status(fresh).json()["status"] == "in_progress"
+
+
+def test_the_user_verification_url_takes_the_mailed_code_and_returns_the_user_to_the_agent():
+    import re
+    from urllib.parse import urlsplit
+
+    agent = _agent()
+    status = agent.exercise(email="back@example.test").json()
+    path = urlsplit(status["user_verification_url"]).path
+    page = Client().get(
+        path, {"request_id": status["request_id"], "redirect_to": "https://agent.example/done"}
+    )
+    assert page.status_code == 200 and b"6-digit code" in page.content
+    assert b"https://agent.example/done" in page.content
+    outbox_deliver()
+    code = re.search(r"^(\d{6})$", mail.outbox[0].body, re.M).group(1)
+    erasure = ErasureRequest.objects.get(drp__request_id=status["request_id"])
+    done = Client().post(
+        "/privacy/verify/",
+        {"reference": erasure.reference, "code": code, "redirect_to": "https://agent.example/done"},
+    )
+    assert done.status_code == 302 and done["Location"] == "https://agent.example/done"
+    assert agent.status(status["request_id"]).json().get("reason") is None  # no longer needs verification
+    assert Client().get("/privacy/verify/drp/00000000-0000-0000-0000-000000000000/").status_code == 404
