@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("memories.api.urls")),
     path("", include("erasure.api.urls")),
+    path("", include("erasure.drp.urls")),
     path("", include("erasure.api.proof_urls")),
     path("", include("erasure.api.compliance_urls")),
     path("", include("erasure.urls_pages")),

@@ -48,7 +48,7 @@ POLICY: dict[type[models.Model], tuple[tuple[str, ...], tuple[str, ...], tuple[s
             "rejected_at", "cancelled_at", "failed_at", "notified_at", "pseudonymised_at", "approved_by",
             "due_at", "acknowledge_due_at", "extended_at", "scoped_total", "scoped_held", "deletion_job",
             "deleted_count", "held_count", "history_purged_count", "deleted_ids_digest", "verification",
-            "rejection_reason", "failure_reason",
+            "rejection_reason", "failure_reason", "subject_confirmed_pseudonyms",
             "scoped_by", "assigned_to",  # console
         ),
         (

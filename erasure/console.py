@@ -71,13 +71,14 @@ def queue_list(
     state: str | None = None,
     regulation: str | None = None,
     overdue: bool | None = None,
+    channel: str | None = None,
     reference: str = "",
     assigned_to: Any = None,
     sort: str = "received",
 ) -> QuerySet[ErasureRequest]:
     """The queue: the API's filters, plus a search by reference (a fragment such as 000042 is enough), the
     requests assigned to one team member, and a sort by due date."""
-    qs = erasure_request_list(state=state, regulation=regulation, overdue=overdue)
+    qs = erasure_request_list(state=state, regulation=regulation, overdue=overdue, channel=channel)
     if reference:
         qs = qs.filter(reference__icontains=reference.strip())
     if assigned_to is not None:

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from memories.models import LegalHold
 from memories.scope import ScopeError, validate_scope
 
-from .models import Regulation, RejectionReason, State
+from .models import Channel, Regulation, RejectionReason, State
 from .services import MAX_USER_ID_LENGTH, MAX_USER_IDS
 
 REGULATION_HELP = {
@@ -84,6 +84,11 @@ class SubjectRequestForm(forms.Form):
         help_text="We send the confirmation and a private link to follow your request to this address.",
         error_messages={"required": "Enter your e-mail address so we can send you the status link."},
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    suppress = forms.BooleanField(
+        label="After the erasure, refuse to store new memories about me (the assistant will not remember me "
+        "again under these ids).",
+        required=False,
     )
     consent = forms.BooleanField(
         label="I confirm that I am the person these ids belong to (or authorised to act for them), and I agree "
@@ -172,6 +177,17 @@ class ConfirmIdentityForm(forms.Form):
         help_text="For example: signed-in account e-mail matched; no personal data in the note.",
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    user_ids = forms.CharField(
+        label="The subject's user ids (one per line)",
+        required=False,
+        help_text="Attached to the request and confirmed, with the ids it already names; leave empty to confirm "
+        "those.",
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def clean_user_ids(self) -> list[str]:
+        raw = self.cleaned_data["user_ids"]
+        return _parse_user_ids(raw) if raw.strip() else []
 
 
 class RejectForm(forms.Form):
@@ -205,6 +221,9 @@ class QueueFilterForm(forms.Form):
     state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *State.choices])
     regulation = forms.ChoiceField(
         label="Regulation", required=False, choices=[("", "Any regulation"), *Regulation.choices]
+    )
+    channel = forms.ChoiceField(
+        label="Channel", required=False, choices=[("", "Any channel"), *Channel.choices]
     )
     overdue = forms.BooleanField(label="Overdue only", required=False)
     # console: search, sort, "assigned to me"

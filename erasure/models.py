@@ -6,7 +6,7 @@ the request needs them; once the request is verified and the subject notified th
 """
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -57,6 +57,23 @@ class Move(NamedTuple):
     sources: frozenset[str]
     target: str | None
     guard: Mapping[str, Any] = MappingProxyType({})
+    # A condition that SQL lookups cannot state (the subject's user ids confirmed, compared as keyed hashes):
+    # checked in Python on the row as read, by the compare-and-set and for the actions offered alike.
+    check: "Callable[[ErasureRequest], bool] | None" = None
+
+
+def _identity_incomplete(request: "ErasureRequest") -> bool:
+    """Staff can confirm identity while the subject's proof is pending or some of its user ids are unconfirmed."""
+    from .identity import user_ids_confirmed
+
+    return request.identity_status == IdentityStatus.PENDING or not user_ids_confirmed(request)
+
+
+def _user_ids_confirmed(request: "ErasureRequest") -> bool:
+    """Scoping needs every user id of the request confirmed (erasure.identity)."""
+    from .identity import user_ids_confirmed
+
+    return user_ids_confirmed(request)
 
 
 _NOT_STARTED = MappingProxyType({"approved_at__isnull": True})
@@ -65,13 +82,12 @@ _STARTED = MappingProxyType({"approved_at__isnull": False})
 # The allowed moves, in one table (STYLE.md rule 4): every service's compare-and-set, the actions offered to staff
 # (selectors.allowed_actions) and "running" (ErasureRequest.is_running) derive from it.
 TRANSITIONS: dict[str, Move] = {
-    Action.CONFIRM_IDENTITY: Move(
-        frozenset({State.RECEIVED}), None, MappingProxyType({"identity_status": IdentityStatus.PENDING})
-    ),
+    Action.CONFIRM_IDENTITY: Move(frozenset({State.RECEIVED}), None, check=_identity_incomplete),
     Action.SCOPE: Move(
         frozenset({State.RECEIVED, State.SCOPED}),
         State.SCOPED,
         MappingProxyType({"identity_status": IdentityStatus.VERIFIED, "approved_at__isnull": True}),
+        check=_user_ids_confirmed,
     ),
     Action.APPROVE: Move(
         frozenset({State.SCOPED}), None, _NOT_STARTED
@@ -151,6 +167,7 @@ class Channel(models.TextChoices):
     FORM = "form", "public request form"
     API = "api", "Erasure API"
     STAFF = "staff", "privacy-team UI"
+    DRP = "drp", "Data Rights Protocol agent"
 
 
 class RejectionReason(models.TextChoices):
@@ -187,6 +204,8 @@ class ErasureRequest(models.Model):
     )
     identity_note = models.TextField(blank=True)
     identity_verified_by = models.CharField(max_length=150, blank=True)
+    # Keyed hashes of the user ids shown to be the subject's (erasure/identity.py); scoping needs all of them.
+    subject_confirmed_pseudonyms = ArrayField(models.CharField(max_length=64), default=list, blank=True)
 
     # A timestamp for every state reached (and for the steps in between).
     received_at = models.DateTimeField()
@@ -270,8 +289,10 @@ class ErasureRequest(models.Model):
     def move_allowed(self, action: str) -> bool:
         """Whether `action` is allowed from this instance's state and fields (as last read)."""
         move = TRANSITIONS[action]
-        return self.state in move.sources and all(
-            _lookup_holds(self, lookup, value) for lookup, value in move.guard.items()
+        return (
+            self.state in move.sources
+            and all(_lookup_holds(self, lookup, value) for lookup, value in move.guard.items())
+            and (move.check is None or move.check(self))
         )
 
     @staticmethod
@@ -340,3 +361,11 @@ class HoldRelease(models.Model):
 
 
 from .compliance_models import Certificate, RetentionPolicy, RetentionRun  # noqa: E402,F401  (registered here)
+
+# The subject's identity proofs, notices and staff alerts, and the Data Rights Protocol's agents and requests
+# live in their own modules; imported here so Django registers them with this app.
+from .drp.models import DrpAgent, DrpCallback, DrpRequest  # noqa: E402
+from .identity_models import IdentityChallenge  # noqa: E402
+from .notices_models import StaffAlert, SubjectNotice  # noqa: E402
+
+__all_subject_models__ = (IdentityChallenge, StaffAlert, SubjectNotice, DrpAgent, DrpCallback, DrpRequest)

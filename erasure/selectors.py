@@ -25,9 +25,15 @@ def allowed_actions(request: ErasureRequest) -> list[str]:
 
 
 def erasure_request_list(
-    *, state: str | None = None, regulation: str | None = None, overdue: bool | None = None
+    *,
+    state: str | None = None,
+    regulation: str | None = None,
+    overdue: bool | None = None,
+    channel: str | None = None,
 ) -> QuerySet[ErasureRequest]:
     qs = ErasureRequest.objects.all()
+    if channel:
+        qs = qs.filter(channel=channel)
     if state:
         qs = qs.filter(state=state)
     if regulation:

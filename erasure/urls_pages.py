@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
-from .views import staff_compliance
+from .views import staff_compliance, staff_subjects, subject_identity
 
 app_name = "erasure_pages"
 
@@ -12,6 +12,12 @@ urlpatterns = [
     path("privacy/request/", views.subject_request, name="subject-request"),
     path("privacy/request/sent/", views.subject_submitted, name="subject-submitted"),
     path("privacy/status/<str:reference>/", views.subject_status, name="subject-status"),
+    path(
+        "privacy/status/<str:reference>/resend/", subject_identity.verify_resend, name="subject-verify-resend"
+    ),
+    path("privacy/verify/", subject_identity.verify_code, name="subject-verify-code"),
+    path("privacy/verify/drp/<str:request_id>/", subject_identity.verify_drp, name="subject-verify-drp"),
+    path("privacy/verify/<str:token>/", subject_identity.verify_link, name="subject-verify-link"),
     path("privacy-team/login/", views.StaffLoginView.as_view(), name="login"),
     path(
         "privacy-team/logout/", auth_views.LogoutView.as_view(next_page="erasure_pages:login"), name="logout"
@@ -31,6 +37,11 @@ urlpatterns = [
     path("privacy-team/dashboard/", views.dashboard, name="dashboard"),
     path("privacy-team/requests/bulk/", views.bulk_action, name="bulk-action"),
     path("privacy-team/requests/<uuid:pk>/assign/", views.request_assign, name="request-assign"),
+    path(
+        "privacy-team/requests/<uuid:pk>/acknowledge/",
+        staff_subjects.request_acknowledge,
+        name="request-acknowledge",
+    ),
     path("privacy-team/requests/<uuid:pk>/<slug:action>/", views.request_action, name="request-action"),
     path("privacy-team/holds/", views.legal_holds, name="legal-holds"),
     path("privacy-team/holds/<uuid:pk>/lift/", views.legal_hold_lift_view, name="legal-hold-lift"),
@@ -52,5 +63,7 @@ urlpatterns = [
         name="certificates-download",
     ),
     path("privacy-team/exports/", views.exports, name="exports"),
+    path("privacy-team/mail/", staff_subjects.staff_mail, name="staff-mail"),
+    path("privacy-team/drp-agents/", staff_subjects.drp_agents, name="drp-agents"),
     path("privacy-team/exports/download/", views.export_download, name="export-download"),
 ]

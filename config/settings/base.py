@@ -311,3 +311,39 @@ CERTIFICATE_SIGNING_KEY_AUTOGENERATE = env_bool(
 CERTIFICATE_ISSUER = os.environ.get("CERTIFICATE_ISSUER", "Erasure workflow service")
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30)
 WAL_RETENTION_DAYS = env_int("WAL_RETENTION_DAYS", 7)
+
+# Data subjects (erasure/identity.py, erasure/notices.py) and the Data Rights Protocol (erasure/drp/).
+# PRIVACY_TEAM_EMAILS: comma-separated addresses of the privacy team's alerts; empty means alerts are only recorded
+# (and shown in the console). IDENTITY_RESOLVER: optional dotted path of a function verified e-mail -> list of the
+# user ids the company's account system knows for it. DRP_BUSINESS_ID: our id in the DRP network.
+PRIVACY_TEAM_EMAILS = [a.strip() for a in os.environ.get("PRIVACY_TEAM_EMAILS", "").split(",") if a.strip()]
+IDENTITY_RESOLVER = os.environ.get("IDENTITY_RESOLVER", "")
+IDENTITY_LINK_MAX_AGE_SECONDS = env_int("IDENTITY_LINK_MAX_AGE_SECONDS", 72 * 3600)
+DRP_BUSINESS_ID = os.environ.get("DRP_BUSINESS_ID", "")
+DRP_CALLBACK_RETRY_BASE_SECONDS = env_float("DRP_CALLBACK_RETRY_BASE_SECONDS", 30.0)  # doubles up to an hour
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "subject-notices-resume": {
+            "task": "erasure.notices_tasks.notices_resume_task",
+            "schedule": timedelta(minutes=5),
+        },
+        "staff-alerts-sweep": {
+            "task": "erasure.notices_tasks.staff_alerts_sweep_task",
+            "schedule": timedelta(hours=1),
+        },
+        "staff-alerts-digest": {
+            "task": "erasure.notices_tasks.staff_alerts_digest_task",
+            "schedule": crontab(hour=env_int("STAFF_DIGEST_HOUR_UTC", 7), minute=0),
+        },
+        "drp-verifications-expire": {
+            "task": "erasure.drp.tasks.drp_verifications_expire_task",
+            "schedule": timedelta(hours=1),
+        },
+        "drp-callbacks-resume": {
+            "task": "erasure.drp.tasks.drp_callbacks_resume_task",
+            "schedule": timedelta(minutes=10),
+        },
+    }
+)

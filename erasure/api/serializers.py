@@ -26,10 +26,16 @@ class StrictSerializer(serializers.Serializer):
 class SubjectInput(StrictSerializer):
     user_ids = serializers.ListField(
         child=serializers.CharField(max_length=MAX_USER_ID_LENGTH, allow_blank=False),
-        min_length=1,
         max_length=MAX_USER_IDS,
+        required=False,
+        default=list,
     )
     email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("user_ids") and not attrs.get("email"):
+            raise serializers.ValidationError({"user_ids": ["give at least one user_id, or an email"]})
+        return attrs
 
 
 class ScopeInput(StrictSerializer):
@@ -51,6 +57,15 @@ class CreateInput(StrictSerializer):
 
 class NoteInput(StrictSerializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ConfirmIdentityInput(NoteInput):
+    user_ids = serializers.ListField(
+        child=serializers.CharField(max_length=255, allow_blank=False),
+        max_length=100,
+        required=False,
+        default=list,
+    )
 
 
 class EmptyInput(StrictSerializer):
@@ -160,8 +175,14 @@ class CountsOutput(serializers.ModelSerializer):
 
 class SubjectOutput(serializers.Serializer):
     user_ids = serializers.ListField(child=serializers.CharField(), source="subject_user_ids")
+    user_ids_confirmed = serializers.SerializerMethodField()
     email = serializers.CharField(source="subject_email")
     pseudonyms = serializers.JSONField(source="subject_pseudonyms")
+
+    def get_user_ids_confirmed(self, obj: ErasureRequest) -> list[str]:
+        from ..identity import user_id_rows
+
+        return [row["user_id"] for row in user_id_rows(obj) if row["confirmed"]]
 
 
 class ProgressOutput(serializers.Serializer):

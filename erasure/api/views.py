@@ -17,7 +17,7 @@ from memories.auth import IsStaffKey
 from memories.models import LegalHold
 
 from .. import selectors, services
-from ..models import TRANSITIONS, Action, ErasureRequest, Regulation, State
+from ..models import TRANSITIONS, Action, Channel, ErasureRequest, Regulation, State
 from ..services.stores import StoreUnreachable
 from . import serializers as s
 
@@ -58,11 +58,12 @@ class PlacedCursorPagination(ReceivedCursorPagination):
 class ErasureRequestFilter(filters.FilterSet):
     state = filters.ChoiceFilter(choices=State.choices)
     regulation = filters.ChoiceFilter(choices=Regulation.choices)
+    channel = filters.ChoiceFilter(choices=Channel.choices)
     overdue = filters.BooleanFilter(method="filter_overdue", label="past the due date and still open")
 
     class Meta:
         model = ErasureRequest
-        fields = ["state", "regulation", "overdue"]
+        fields = ["state", "regulation", "channel", "overdue"]
 
     def filter_overdue(self, queryset: Any, name: str, value: bool) -> Any:
         if value is None:
@@ -125,7 +126,10 @@ class ErasureRequestDetailApi(StaffApi):
 
 # The staff actions the API offers: action -> (input serializer, summary of its operation).
 ACTIONS: dict[str, tuple[type[serializers.Serializer], str]] = {
-    Action.CONFIRM_IDENTITY: (s.NoteInput, "Mark the subject's identity as verified"),
+    Action.CONFIRM_IDENTITY: (
+        s.ConfirmIdentityInput,
+        "Mark the subject's identity as verified; optional user_ids are attached and confirmed",
+    ),
     Action.SCOPE: (s.EmptyInput, "Count exactly what will be erased → scoped"),
     Action.APPROVE: (s.EmptyInput, "Start the deletion (workers take it to deleted, then verified)"),
     Action.REJECT: (s.RejectInput, "Reject with a DRP reason code → rejected"),

@@ -19,6 +19,7 @@ from memories.pseudonyms import pseudonym, pseudonymise_scope
 from memories.scope import scope_queryset
 from memories.services import write_block_place
 
+from .. import identity, notices
 from ..audit import audit_append
 from ..deadlines import acknowledge_due_date, due_date, extended_due_date
 from ..models import (
@@ -34,7 +35,6 @@ from ..selectors import status_token_hash
 from . import stores as connected_stores
 from .common import NONE_KEY, compare_and_set, engine_scope
 from .errors import ErasureInputError, IdentityNotVerified, IllegalTransition, SecondStaffRequired
-from .messages import receipt_mail_send
 from .validation import clean_scope, clean_subject
 from .verification import verification_start
 
@@ -62,7 +62,8 @@ def erasure_request_create(
     """Registers a request in state `received` and returns it with the raw status token (shown once).
 
     Side effects: one ErasureRequest row (reference from erasure_reference_seq; only the token's sha256 kept),
-    one audit entry; with an e-mail, the receipt mail with the secret status link (acknowledged_at set)."""
+    one audit entry; the follow-ups of erasure.notices.request_created (receipt with the secret status link and,
+    for the form, the verification mail, sent after commit; the `new` staff alert)."""
     if regulation not in Regulation.values:
         raise ErasureInputError("regulation", f"must be one of {', '.join(Regulation.values)}")
     if channel not in Channel.values:
@@ -105,31 +106,39 @@ def erasure_request_create(
             "due_at": request.due_at.isoformat(),
         },
     )
-    if email and receipt_mail_send(request=request, raw_token=raw_token, to=email):
-        request.acknowledged_at = timezone.now()
-        request.save(update_fields=["acknowledged_at", "updated_at"])
+    notices.request_created(request=request, raw_token=raw_token)
     logger.info("erasure request created", extra={"request": str(request.id), "reference": request.reference})
     return request, raw_token
 
 
 @transaction.atomic
 def erasure_request_confirm_identity(
-    *, request: ErasureRequest, actor: str, note: str = ""
+    *, request: ErasureRequest, actor: str, note: str = "", user_ids: list[str] | None = None
 ) -> ErasureRequest:
-    """Records that staff confirmed the subject's identity (state stays `received`). Side effects: the row's
-    identity fields, one audit entry."""
+    """Records that staff confirmed the subject's identity (state stays `received`): `user_ids` are attached and
+    every user id of the request counts as confirmed. Also possible after the subject proved the e-mail, while
+    ids remain unconfirmed. Side effects: the row's identity fields, one audit entry, the move's follow-ups."""
     now = timezone.now()
+    pending = request.identity_status == IdentityStatus.PENDING
     request = compare_and_set(
         request,
         Action.CONFIRM_IDENTITY,
+        seen={"identity_status": request.identity_status}
+        if pending
+        else {"subject_confirmed_pseudonyms": request.subject_confirmed_pseudonyms},
+        **identity.staff_confirmation_updates(request, user_ids),
         identity_status=IdentityStatus.VERIFIED,
         identity_verified_at=now,
         identity_verified_by=actor[:150],
         identity_note=note,
     )
     audit_append(
-        actor=actor, action="request.identity_verified", request=request, data={"state": request.state}
+        actor=actor,
+        action="request.identity_verified",
+        request=request,
+        data={"state": request.state, "method": "staff", "user_id_count": len(request.subject_user_ids)},
     )
+    notices.request_event(request=request, event="identity_verified")
     return request
 
 
@@ -168,6 +177,12 @@ def erasure_request_scope(*, request: ErasureRequest, actor: str) -> ErasureRequ
         request.refresh_from_db()
         if request.identity_status != IdentityStatus.VERIFIED:
             raise IdentityNotVerified(request, Action.SCOPE, "the subject's identity must be verified first")
+    if request.state in TRANSITIONS[Action.SCOPE].sources and not identity.user_ids_confirmed(request):
+        raise IdentityNotVerified(
+            request,
+            Action.SCOPE,
+            "the subject's user ids must be confirmed first (verify-identity with user_ids)",
+        )
     counts = connected_stores.erasure_request_count_stores(request=request)  # every enabled store, added up
     request = compare_and_set(
         request,
@@ -251,6 +266,7 @@ def erasure_request_approve(*, request: ErasureRequest, actor: str) -> ErasureRe
             "four_eyes": settings.APPROVAL_REQUIRES_SECOND_STAFF,
         },
     )
+    notices.request_event(request=request, event="approved")
     return request
 
 
@@ -274,6 +290,7 @@ def erasure_request_reject(
         request=request,
         data={"state": request.state, "reason": reason},
     )
+    notices.request_event(request=request, event="rejected")
     return request
 
 
@@ -288,6 +305,7 @@ def erasure_request_cancel(*, request: ErasureRequest, actor: str, note: str = "
         request=request,
         data={"state": request.state, "note_given": bool(note)},
     )
+    notices.request_event(request=request, event="cancelled")
     return request
 
 
@@ -320,6 +338,7 @@ def erasure_request_extend(*, request: ErasureRequest, actor: str, reason: str) 
         request=request,
         data={"state": request.state, "due_before": old_due.isoformat(), "due_at": new_due.isoformat()},
     )
+    notices.request_event(request=request, event="extended")
     return request
 
 
@@ -384,7 +403,7 @@ def erasure_request_check_action(*, request: ErasureRequest, action: str) -> Non
 # where the action takes them.
 _STAFF_ACTION_CALLS: dict[str, Callable[[ErasureRequest, str, dict[str, Any]], ErasureRequest]] = {
     Action.CONFIRM_IDENTITY: lambda r, a, d: erasure_request_confirm_identity(
-        request=r, actor=a, note=d["note"]
+        request=r, actor=a, note=d["note"], user_ids=d.get("user_ids") or None
     ),
     Action.SCOPE: lambda r, a, d: erasure_request_scope(request=r, actor=a),
     Action.APPROVE: lambda r, a, d: erasure_request_approve(request=r, actor=a),

@@ -13,9 +13,14 @@ MAX_USER_ID_LENGTH = 255
 
 
 def clean_subject(user_ids: Any, email: str) -> tuple[list[str], str]:
-    """The request's user_ids (stripped, de-duplicated, sorted) and e-mail (stripped)."""
-    if not isinstance(user_ids, list | tuple) or not user_ids:
-        raise ErasureInputError("user_ids", "give at least one user_id")
+    """The request's user_ids (stripped, de-duplicated, sorted) and e-mail (stripped). A request may name only an
+    e-mail: its user ids are attached once the identity is verified (erasure/identity.py)."""
+    if user_ids is None:
+        user_ids = []
+    if not isinstance(user_ids, list | tuple):
+        raise ErasureInputError("user_ids", "must be a list of user ids")
+    if not user_ids and not (email or "").strip():
+        raise ErasureInputError("user_ids", "give at least one user_id, or an email")
     if len(user_ids) > MAX_USER_IDS:
         raise ErasureInputError("user_ids", f"at most {MAX_USER_IDS} user_ids per request")
     if not all(isinstance(u, str) and u.strip() for u in user_ids):

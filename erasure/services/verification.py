@@ -19,13 +19,13 @@ from memories.pseudonyms import pseudonym
 from memories.scope import scope_queryset
 from memories.services import write_block_lift, write_block_place
 
+from .. import notices
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
 from ..privacy import erasure_request_verified_compliance
 from . import stores as connected_stores
 from .common import NONE_KEY, compare_and_set, engine_scope
 from .errors import IllegalTransition, VerificationIncomplete
-from .messages import completion_mail_send
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def erasure_request_fail(*, request: ErasureRequest, reason: str) -> ErasureRequ
         request=request,
         data={"state": request.state, "reason": reason},
     )
+    notices.request_event(request=request, event="failed")
     logger.warning("erasure request failed", extra={"request": str(request.id)})
     return request
 
@@ -236,9 +237,7 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             request=request,
             data={"state": request.state, "verification": verification, "suppressed": request.suppress},
         )
-        if request.subject_email and completion_mail_send(request=request):
-            request.notified_at = timezone.now()
-            request.save(update_fields=["notified_at", "updated_at"])
+        notices.request_event(request=request, event="verified")  # before the e-mail is pseudonymised
         request = erasure_request_pseudonymise(request=request, actor="worker")
         # the certificate issued and stored, the subject's other closed requests pseudonymised
         erasure_request_verified_compliance(request=request)

@@ -35,6 +35,7 @@ from ..services.stores import StoreUnreachable
 from ..services.suppression import suppression_active
 from .downloads import download_response
 from .staff_auth import staff_actor, staff_required
+from .staff_subjects import subject_context
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +49,14 @@ QUEUE_PAGE_SIZE = 25
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
     filters = QueueFilterForm(request.GET or None)
-    state = regulation = None
+    state = regulation = channel = None
     overdue: bool | None = None
     # console: search, sort, "assigned to me"
     reference, sort, assigned_to = "", "received", None
     if filters.is_valid():
         state = filters.cleaned_data["state"] or None
         regulation = filters.cleaned_data["regulation"] or None
+        channel = filters.cleaned_data["channel"] or None
         overdue = True if filters.cleaned_data["overdue"] else None
         reference = filters.cleaned_data["q"]
         sort = filters.cleaned_data["sort"] or "received"
@@ -63,6 +65,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         state=state,
         regulation=regulation,
         overdue=overdue,
+        channel=channel,
         reference=reference,
         assigned_to=assigned_to,
         sort=sort,
@@ -208,6 +211,7 @@ def _detail_context(erasure: ErasureRequest, bound: dict[str, forms.Form] | None
         "assign_form": AssignForm(initial={"assignee": erasure.assigned_to_id}),
         "four_eyes": settings.APPROVAL_REQUIRES_SECOND_STAFF,
         "duplicates": _duplicate_requests(erasure),
+        **subject_context(erasure),
     }
 
 

@@ -86,6 +86,10 @@ def request_in_state(
     if state in (State.DELETED, State.VERIFIED, State.FAILED):
         values.update(approved_at=now)
     values.update(fields)
+    if values.get("identity_status") == IdentityStatus.VERIFIED:  # confirmed as staff do: every id confirmed
+        values.setdefault(
+            "subject_confirmed_pseudonyms", sorted(pseudonym(u) for u in values.get("subject_user_ids") or [])
+        )
     return erasure_request.make(**values)
 
 
@@ -100,6 +104,7 @@ def canary_request(*, state: str = State.VERIFIED, received_at: Any = None, **fi
         "state": state,
         "scope_pseudonymised": {"agent_id": [pseudonym("support-bot")]},
         "identity_status": IdentityStatus.VERIFIED,
+        "subject_confirmed_pseudonyms": [pseudonym(CANARY_USER)],
         "received_at": received,
         "identity_verified_at": received + timedelta(hours=1),
         "due_at": (received + timedelta(days=30)).date(),

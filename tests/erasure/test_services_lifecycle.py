@@ -7,6 +7,7 @@ from django.core import mail
 from django.db import connection
 
 from erasure.models import STAFF_ACTIONS, TRANSITIONS, Action, AuditEntry, ErasureRequest, State
+from erasure.notices import outbox_deliver
 from erasure.selectors import allowed_actions, erasure_request_by_status_token, erasure_request_list
 from erasure.services import (
     ErasureInputError,
@@ -51,12 +52,18 @@ def test_create_assigns_reference_deadline_token_and_mails_the_subject():
     assert request.subject_user_ids == ["alice-7", "alice-8"]
     assert request.subject_pseudonyms["user_ids"] == sorted([pseudonym("alice-7"), pseudonym("alice-8")])
     assert (request.due_at - request.received_at.date()).days == 45
-    assert request.acknowledge_due_at is not None and request.acknowledged_at is not None
+    assert (
+        request.acknowledge_due_at is not None and request.acknowledged_at is None
+    )  # until the receipt is sent
     assert token not in request.status_token_hash and len(request.status_token_hash) == 64
     assert erasure_request_by_status_token(reference=request.reference, token=token) == request
     assert erasure_request_by_status_token(reference=request.reference, token=token + "x") is None
+    assert mail.outbox == []  # the receipt goes out after commit, by the notice task
+    outbox_deliver()
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["alice@example.test"]
     assert f"/privacy/status/{request.reference}/?token={token}" in mail.outbox[0].body
+    request.refresh_from_db()
+    assert request.acknowledged_at is not None
     entry = AuditEntry.objects.get(request=request)
     assert entry.action == "request.created"
     assert "alice" not in str(entry.data) and "travel-bot" not in str(entry.data)
