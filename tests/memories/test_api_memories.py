@@ -378,7 +378,17 @@ def _plan(sql_params):
 
     sql, params = sql_params
     with connection.cursor() as cur:
-        # Tiny test tables make a sequential scan cheapest; switch it off to see which index CAN serve it.
+        # Statistics of a store that looks like a real one (every row has a user id; metadata, categories and
+        # words vary), gathered in this test's transaction: otherwise the plan follows whatever statistics earlier
+        # tests of the run left behind, and `user_id IS NOT NULL` (the "*" filter) may look as selective as a GIN.
+        cur.execute(
+            "INSERT INTO memories_memory (id, text, hash, user_id, metadata, categories, immutable, has_history,"
+            " created_at, updated_at) SELECT gen_random_uuid(), 'filler ' || g, md5(g::text), 'u' || (g % 200),"
+            " jsonb_build_object('n', g), ARRAY['c' || (g % 50)], false, false, now(), now()"
+            " FROM generate_series(1, 3000) g"
+        )
+        cur.execute("ANALYZE memories_memory")
+        # Small tables make a sequential scan cheapest; switch it off to see which index CAN serve it.
         cur.execute("SET LOCAL enable_seqscan = off")
         cur.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cur.fetchall())
