@@ -9,7 +9,7 @@ from django.core import mail
 
 from erasure.models import ErasureRequest, IdentityStatus
 from erasure.notices import outbox_deliver
-from erasure.views import form_throttle_reset
+from erasure.throttling import subject_form_throttle_reset as form_throttle_reset
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 TIMEOUT_MS = 20_000

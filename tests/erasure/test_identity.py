@@ -12,8 +12,8 @@ from erasure.identity import LINK_SALT, MAX_CODE_ATTEMPTS
 from erasure.identity_models import IdentityChallenge
 from erasure.models import ErasureRequest, IdentityStatus, State
 from erasure.notices import outbox_deliver
-from erasure.services import IdentityNotVerified, erasure_request_scope, erasure_request_verify_identity
-from erasure.views import form_throttle_reset
+from erasure.services import IdentityNotVerified, erasure_request_confirm_identity, erasure_request_scope
+from erasure.throttling import subject_form_throttle_reset as form_throttle_reset
 from memories.pseudonyms import pseudonym
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_scoping_needs_the_subjects_ids_confirmed_and_staff_confirm_them_at_veri
     with pytest.raises(IdentityNotVerified, match="user ids must be confirmed"):
         erasure_request_scope(request=erasure, actor="dpo")
     # when: staff confirm (and attach one more id)
-    erasure = erasure_request_verify_identity(
+    erasure = erasure_request_confirm_identity(
         request=erasure, actor="dpo", note="account", user_ids=["id-proof-2"]
     )
     # then
