@@ -35,6 +35,8 @@ import psycopg
 
 from .load import UPDATE_EVERY, load_store
 
+os.environ.setdefault("DJANGO_ENV", "development")  # the bench runs on development secrets
+
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 BIG = os.environ.get("BENCH_DB", "erasure_bench")

@@ -1,7 +1,7 @@
 """Routes of the Erasure API (CONTRACT.md "Erasure API"), its OpenAPI schema and the browsable docs page."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
 
@@ -17,7 +17,7 @@ urlpatterns = [
     path("api/v1/legal-holds/", views.LegalHoldListCreateApi.as_view(), name="legal-hold-list"),
     path("api/v1/legal-holds/<uuid:hold_id>/lift/", views.LegalHoldLiftApi.as_view(), name="legal-hold-lift"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 urlpatterns += [

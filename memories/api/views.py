@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..engine import deletion_job_create
-from ..filters import FilterError, filters_have_entity
+from ..filters import FilterError, filters_check_bounds, filters_have_entity, text_problem
 from ..models import ENTITY_TYPES, ApiKey, DeletionJob, Memory
 from . import errors
 from .errors import error
@@ -238,6 +238,10 @@ class MemoryHistoryView(APIView):
 
 def _checked_filters(serializer: ListInputSerializer | SearchInputSerializer) -> dict[str, Any] | Response:
     filters = serializer.combined_filters()
+    try:
+        filters_check_bounds(filters)  # before anything recurses over it
+    except FilterError as exc:
+        return error(str(exc))
     if not filters_have_entity(filters):
         return error(NO_ENTITY_FILTER)
     return filters
@@ -465,6 +469,9 @@ class EntityDeleteView(APIView):
             return error(f"Invalid entity type: {entity_type}. Must be one of: {', '.join(ENTITY_TYPES)}")
         if not name or len(name) > 255:
             return error("name must be a non-empty string of at most 255 characters")
+        problem = text_problem(name)
+        if problem:
+            return error(f"name {problem}")
         if not selectors.entity_exists(entity_type=entity_type, name=name):
             return error("Entity not found!", status.HTTP_404_NOT_FOUND)
         return _start_delete_job(
