@@ -6,6 +6,7 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 
+from ..attribution import erasure_attribution_sentence
 from ..models import ErasureRequest
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def completion_mail_send(*, request: ErasureRequest) -> bool:
         body=(
             f"Your personal data covered by request {request.reference} has been erased "
             f"({request.deleted_count or 0} items).\n"
+            + erasure_attribution_sentence(verification=request.verification)
             + (
                 f"{request.held_count} items are kept under a legal hold (GDPR Art. 17(3)).\n"
                 if request.held_count

@@ -16,6 +16,7 @@ from memories.pseudonyms import pseudonym
 from memories.scope import scope_queryset
 from memories.services import write_block_lift, write_block_place
 
+from ..attribution import erasure_attribution
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
 from .common import NONE_KEY, compare_and_set, engine_scope, enqueue_verify
@@ -176,6 +177,10 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             "checked_tables": CHECKED_TABLES,
             "checked_at": timezone.now().isoformat(),
         }
+        # Scoped memories that other jobs deleted under this request's feet (erasure/attribution.py).
+        attribution = erasure_attribution(request=request, user_ids=user_ids)
+        if attribution:
+            verification["erased_elsewhere"] = attribution
         request = compare_and_set(
             request, Action.VERIFY, verified_at=timezone.now(), verification=verification
         )
