@@ -33,7 +33,9 @@ def redacted_traceback(
     """The traceback as logging prints it (the whole chain, file/line/function and source line of each frame),
     with the message of every exception not raised by this project replaced by "<redacted>". No frame locals."""
     chain: list[traceback.TracebackException] = []
-    current: traceback.TracebackException | None = traceback.TracebackException(*exc_info, capture_locals=False)
+    current: traceback.TracebackException | None = traceback.TracebackException(
+        *exc_info, capture_locals=False
+    )
     while current is not None and len(chain) < 20:
         chain.append(current)
         if current.__cause__ is not None:

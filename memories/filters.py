@@ -199,7 +199,9 @@ def _logic(key: str, value: Any, *, depth: int) -> Q:
     if not isinstance(items, list) or not items:
         raise FilterError(f"{key} must be a non-empty list of filter objects")
     if any(item == {} for item in items):
-        raise FilterError(f"each item of {key} must be a non-empty filter object (an empty one matches everything)")
+        raise FilterError(
+            f"each item of {key} must be a non-empty filter object (an empty one matches everything)"
+        )
     parts = [_node(item, depth=depth + 1, where=f"each item of {key}") for item in items]
     combined = parts[0]
     for part in parts[1:]:
