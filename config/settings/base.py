@@ -256,6 +256,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.add_common_answers",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RejectionReasonEnum": "erasure.models.RejectionReason",
         "LegalHoldReasonEnum": "memories.models.LegalHold.Reason",

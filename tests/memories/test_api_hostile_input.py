@@ -166,3 +166,9 @@ def test_a_query_past_the_web_statement_timeout_answers_503_and_the_setting_ends
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "0"
     assert send(client, "post", "/v3/memories/", {"filters": {"user_id": "u"}}).status_code == 200
+
+
+def test_a_null_scope_is_accepted_as_absent(client):
+    body = {"regulation": "gdpr", "subject": {"user_ids": ["null-scope-subject"]}, "scope": None}
+    response = send(client, "post", "/api/v1/erasure-requests/", body)
+    assert response.status_code == 201, response.content
