@@ -52,7 +52,9 @@ def add_common_answers(result: dict[str, Any], generator: Any, request: Any, pub
             if any(p.get("in") == "query" for p in params):
                 codes.append("400")
             if any(p.get("in") == "path" for p in params) or any(p.get("name") == "cursor" for p in params):
-                codes.append("404")  # an unknown id, or a cursor that does not decode (DRF's "Invalid cursor")
+                codes.append(
+                    "404"
+                )  # an unknown id, or a cursor that does not decode (DRF's "Invalid cursor")
             for code in codes:
                 operation["responses"].setdefault(code, _answer(code))
             if path == "/api/v1/audit/export/" and method == "get":

@@ -40,7 +40,7 @@ def erasure_attribution(*, request: ErasureRequest, user_ids: list[str]) -> dict
         .exclude(kind=DeletionJob.Kind.ERASURE, requested_by=request.reference)
         .order_by("created_at")
     )
-    jobs = [
+    jobs: list[dict[str, Any]] = [
         {
             "job": str(job.id),
             "kind": job.kind,

@@ -62,7 +62,10 @@ def test_mail_goes_to_pruned_files_only_in_development_and_cookies_are_secure_be
         "CSRF_COOKIE_SECURE": "True",
     }
     development = settings_values("EMAIL_BACKEND", "SESSION_COOKIE_SECURE", DJANGO_ENV="development")
-    assert development == {"EMAIL_BACKEND": "config.mail.PruningFileBackend", "SESSION_COOKIE_SECURE": "False"}
+    assert development == {
+        "EMAIL_BACKEND": "config.mail.PruningFileBackend",
+        "SESSION_COOKIE_SECURE": "False",
+    }
 
 
 def test_the_development_mail_backend_prunes_old_files_and_writes_private_ones(tmp_path, settings):
@@ -110,4 +113,6 @@ def test_staff_sessions_are_short(settings):
 @override_settings(DEBUG=False)
 def test_api_docs_load_their_script_from_a_url_not_inline(client, db):
     page = client.get("/api/docs/").content.decode()
-    assert re.findall(r"<script\b[^>]*>", page) and all("src=" in m for m in re.findall(r"<script\b[^>]*>", page))
+    assert re.findall(r"<script\b[^>]*>", page) and all(
+        "src=" in m for m in re.findall(r"<script\b[^>]*>", page)
+    )

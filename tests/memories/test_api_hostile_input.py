@@ -54,14 +54,26 @@ MALFORMED = [
     ("post", "/v3/memories/", {"filters": {"user_id": LONE}}, "surrogate"),
     ("post", "/v3/memories/", {"filters": {"user_id": "u", "metadata": {"k": LONE}}}, "surrogate"),
     ("post", "/v3/memories/search/", {"query": "q", "filters": {"user_id": "a\u0000"}}, "NUL"),
-    ("post", "/v3/memories/", {"filters": {"user_id": "u", "metadata": {"k": {"contains": "a\u0000"}}}}, "NUL"),
+    (
+        "post",
+        "/v3/memories/",
+        {"filters": {"user_id": "u", "metadata": {"k": {"contains": "a\u0000"}}}},
+        "NUL",
+    ),
     ("post", "/v3/memories/", {"filters": {"user_id": "u", "NOT": {}}}, "non-empty filter object"),
-    ("post", "/v3/memories/", {"filters": {"user_id": "u", "OR": [{}, {"agent_id": "a"}]}}, "non-empty filter"),
+    (
+        "post",
+        "/v3/memories/",
+        {"filters": {"user_id": "u", "OR": [{}, {"agent_id": "a"}]}},
+        "non-empty filter",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "problem"), MALFORMED)
-def test_malformed_input_is_a_400_naming_the_problem_before_any_memory_query(client, method, path, body, problem):
+def test_malformed_input_is_a_400_naming_the_problem_before_any_memory_query(
+    client, method, path, body, problem
+):
     # given: a memory to update, so the update paths reach their validation
     memories_add(texts=["kept"], user_id="u")
     # when
