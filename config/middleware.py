@@ -1,13 +1,16 @@
 """Web-only safety nets: a statement timeout per web request, JSON error answers on the API paths, no-store and
 a Content-Security-Policy on every page.
 
-The statement timeout is set at the start of each web request and reset at its end on the request's own
-connection, so Celery workers (which never run middleware) and management commands keep PostgreSQL's default:
-an erasure's batches are never cancelled by the web limit. A web query cancelled by it answers 503 with a body
-saying so instead of holding a backend busy after the client gave up.
+The statement timeout is set by the web request on the database connection it uses, once per connection (a
+kept connection is only ever used by web requests of this process); Celery workers and management commands never
+run middleware, so their connections keep PostgreSQL's default and an erasure's batches are never cancelled by the
+web limit. A web query cancelled by it answers 503 with a body saying so instead of holding a backend busy after
+the client gave up. Once per connection rather than SET/RESET around every request: two round trips per request
+cost ~7 ms per /v1/ping/ on the loaded 2-core test machine (13.4 → 20.7 ms).
 """
 
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -44,33 +47,38 @@ def is_query_cancelled(exc: BaseException) -> bool:
     return isinstance(exc.__cause__, QueryCanceled)
 
 
-def _set_statement_timeout(milliseconds: int | None) -> None:
+# The timeout each open database connection (psycopg's, replaced on reconnect) was given.
+_GIVEN: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+def web_statement_timeout_apply(milliseconds: int) -> None:
+    """SET statement_timeout on this thread's connection unless it already has that value. Side effects: opens
+    the connection if needed; one statement per connection (none when the database is unreachable: the view
+    meets, and answers, that itself)."""
     try:
+        connection.ensure_connection()
+        raw = connection.connection
+        if raw is None or _GIVEN.get(raw) == milliseconds:
+            return
         with connection.cursor() as cursor:
-            if milliseconds is None:
-                cursor.execute("RESET statement_timeout")
-            else:
-                cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{milliseconds}ms"])
+            cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{milliseconds}ms"])
+        if not connection.in_atomic_block:  # a SET inside a transaction is undone by its rollback
+            _GIVEN[raw] = milliseconds
     except DatabaseError:
-        # The database is down or this transaction already failed: the view meets (and answers) that itself.
         pass
 
 
 class StatementTimeoutMiddleware:
-    """SET statement_timeout = WEB_STATEMENT_TIMEOUT_MS for the duration of each web request (0 turns it off)."""
+    """statement_timeout = WEB_STATEMENT_TIMEOUT_MS on the connections web requests use (0 turns it off)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         milliseconds = int(getattr(settings, "WEB_STATEMENT_TIMEOUT_MS", 0) or 0)
-        if milliseconds <= 0:
-            return self.get_response(request)
-        _set_statement_timeout(milliseconds)
-        try:
-            return self.get_response(request)
-        finally:
-            _set_statement_timeout(None)
+        if milliseconds > 0:
+            web_statement_timeout_apply(milliseconds)
+        return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_query_cancelled(exception):

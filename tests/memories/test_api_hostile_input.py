@@ -3,8 +3,12 @@ JSON nested past any recursion limit, filters too large as a whole, bodies over 
 that runs past the statement timeout answers 503 instead of holding a backend."""
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -144,9 +148,7 @@ def test_a_body_over_the_size_limit_is_a_json_413(client, settings, path):
     assert "too large" in message(response)
 
 
-def test_a_query_past_the_web_statement_timeout_answers_503_and_the_setting_ends_with_the_request(
-    transactional_db, staff_api_key, settings
-):
+def test_a_query_past_the_web_statement_timeout_answers_503(transactional_db, staff_api_key, settings):
     # given: the memory table locked by another session, so the list query waits (lock waits count)
     settings.WEB_STATEMENT_TIMEOUT_MS = 300
     client = APIClient(raise_request_exception=False)
@@ -171,13 +173,26 @@ def test_a_query_past_the_web_statement_timeout_answers_503_and_the_setting_ends
         release.set()
         holder.join()
 
-    # then: 503 saying why; the connection is back to no limit (what workers and commands run with)
+    # then: 503 saying why, on a connection that now carries the web limit; the next request is answered
     assert response.status_code == 503, response.content
     assert "time limit (300 ms)" in message(response) and response["Retry-After"]
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone()[0] == "0"
+        assert cursor.fetchone()[0] == "300ms"
     assert send(client, "post", "/v3/memories/", {"filters": {"user_id": "u"}}).status_code == 200
+    connection.close()  # the next test starts on a connection without the web limit
+
+
+def test_processes_other_than_the_web_server_keep_no_statement_timeout(db):
+    """Workers and commands set Django up without running middleware: the web limit never reaches them."""
+    code = "from django.db import connection; c = connection.cursor(); c.execute('SHOW statement_timeout'); print(c.fetchone()[0])"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "WEB_STATEMENT_TIMEOUT_MS": "300",
+           "DATABASE_URL": database_url()}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.stdout.strip().splitlines()[-1] == "0", result.stderr
 
 
 def test_a_null_scope_is_accepted_as_absent(client):
