@@ -95,6 +95,11 @@ MIDDLEWARE = [
 # Web requests only (config/middleware.py): a statement running longer is cancelled and the request answers 503.
 # Celery workers and management commands never run middleware, so they keep PostgreSQL's default (no limit).
 WEB_STATEMENT_TIMEOUT_MS = env_int("WEB_STATEMENT_TIMEOUT_MS", 5000)
+# At most this many list/search queries at once across the web tier (memories/api/slots.py; 0: no bound): a
+# burst of costly filters cannot take every core from the erasure workers. One per two cores by default; a
+# request finding them taken waits up to WEB_FILTER_QUERY_WAIT_MS, then answers 503 with Retry-After.
+WEB_FILTER_QUERY_SLOTS = env_int("WEB_FILTER_QUERY_SLOTS", max(1, (os.cpu_count() or 2) // 2))
+WEB_FILTER_QUERY_WAIT_MS = env_int("WEB_FILTER_QUERY_WAIT_MS", WEB_STATEMENT_TIMEOUT_MS)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

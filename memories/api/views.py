@@ -37,9 +37,11 @@ from .serializers import (
     SearchInputSerializer,
     UpdateInputSerializer,
 )
+from .slots import SlotsBusy, filter_query_slot
 
 logger = logging.getLogger(__name__)
 
+BUSY = "Too many list and search queries are running; retry in a few seconds."
 NO_ENTITY_FILTER = "At least one of user_id, agent_id, app_id or run_id is required in filters."
 DELETE_IN_PROGRESS = "Delete in progress. This may take some time."
 
@@ -236,6 +238,12 @@ class MemoryHistoryView(APIView):
         return Response(HistoryOutputSerializer(history, many=True).data)
 
 
+def _busy() -> Response:
+    response = error(BUSY, status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = "5"
+    return response
+
+
 def _checked_filters(serializer: ListInputSerializer | SearchInputSerializer) -> dict[str, Any] | Response:
     filters = serializer.combined_filters()
     try:
@@ -283,10 +291,13 @@ class MemoryListView(APIView):
             queryset = selectors.memories_list(
                 filters=filters, show_expired=serializer.validated_data["show_expired"]
             )
-            count = queryset.count()
+            with filter_query_slot():
+                count = queryset.count()
+                rows = list(queryset[(page - 1) * page_size : page * page_size])
         except FilterError as exc:
             return error(str(exc))
-        rows = list(queryset[(page - 1) * page_size : page * page_size])
+        except SlotsBusy:
+            return _busy()
         base = request.build_absolute_uri(request.path)
 
         def link(number: int) -> str:
@@ -319,15 +330,18 @@ class MemorySearchView(APIView):
             return filters
         data = serializer.validated_data
         try:
-            found = selectors.memories_search(
-                query=data["query"],
-                filters=filters,
-                top_k=data["top_k"],
-                threshold=data["threshold"],
-                show_expired=data["show_expired"],
-            )
+            with filter_query_slot():
+                found = selectors.memories_search(
+                    query=data["query"],
+                    filters=filters,
+                    top_k=data["top_k"],
+                    threshold=data["threshold"],
+                    show_expired=data["show_expired"],
+                )
         except FilterError as exc:
             return error(str(exc))
+        except SlotsBusy:
+            return _busy()
         results = []
         for item in found:
             row = MemoryOutputSerializer(item.memory).data

@@ -199,3 +199,24 @@ def test_a_null_scope_is_accepted_as_absent(client):
     body = {"regulation": "gdpr", "subject": {"user_ids": ["null-scope-subject"]}, "scope": None}
     response = send(client, "post", "/api/v1/erasure-requests/", body)
     assert response.status_code == 201, response.content
+
+
+def test_list_and_search_wait_for_a_query_slot_and_answer_503_when_none_frees(client, settings):
+    # given: every slot held by another session (as a burst of costly filters would hold them)
+    from memories.api.slots import SLOT_NAMESPACE
+
+    settings.WEB_FILTER_QUERY_SLOTS = 2
+    settings.WEB_FILTER_QUERY_WAIT_MS = 200
+    with psycopg.connect(database_url(), autocommit=True) as other:
+        for slot in (1, 2):
+            other.execute("SELECT pg_advisory_lock(%s, %s)", [SLOT_NAMESPACE, slot])
+        # when
+        busy = send(client, "post", "/v3/memories/", {"filters": {"user_id": "u"}})
+        busy_search = send(
+            client, "post", "/v3/memories/search/", {"query": "q", "filters": {"user_id": "u"}}
+        )
+        other.execute("SELECT pg_advisory_unlock_all()")
+    # then: 503 with Retry-After while taken; answered once a slot is free
+    assert busy.status_code == busy_search.status_code == 503 and busy["Retry-After"]
+    assert "retry" in message(busy)
+    assert send(client, "post", "/v3/memories/", {"filters": {"user_id": "u"}}).status_code == 200
