@@ -148,7 +148,7 @@ def test_a_body_over_the_size_limit_is_a_json_413(client, settings, path):
     assert "too large" in message(response)
 
 
-def test_a_query_past_the_web_statement_timeout_answers_503(transactional_db, staff_api_key, settings):
+def test_a_query_past_the_web_statement_timeout_answers_503(db, staff_api_key, settings):
     # given: the memory table locked by another session, so the list query waits (lock waits count)
     settings.WEB_STATEMENT_TIMEOUT_MS = 300
     client = APIClient(raise_request_exception=False)
@@ -180,7 +180,6 @@ def test_a_query_past_the_web_statement_timeout_answers_503(transactional_db, st
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "300ms"
     assert send(client, "post", "/v3/memories/", {"filters": {"user_id": "u"}}).status_code == 200
-    connection.close()  # the next test starts on a connection without the web limit
 
 
 def test_processes_other_than_the_web_server_keep_no_statement_timeout(db):
