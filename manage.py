@@ -3,8 +3,8 @@
 
 `./manage.py …` and `python manage.py …` work from any shell: run by another interpreter than the checkout's
 .venv (made by `make install`, `make run` or `make test`), this file runs itself again with .venv/bin/python. Without
-DJANGO_SECRET_KEY it uses the development key `make run` keeps in var/secret-key (when there is one), so commands
-see the same keyed pseudonyms as the running service."""
+DJANGO_SECRET_KEY it uses the development key `make run` keeps in var/secret-key (when there is one, and then runs
+as development, like `make run`), so commands see the same keyed pseudonyms as the running service."""
 
 import os
 import sys
@@ -26,6 +26,7 @@ def _development_secret() -> None:
     secret = ROOT / "var" / "secret-key"
     if not os.environ.get("DJANGO_SECRET_KEY") and secret.is_file():
         os.environ["DJANGO_SECRET_KEY"] = secret.read_text().strip()
+        os.environ.setdefault("DJANGO_ENV", "development")  # the key of `make run`: a development checkout
         if not (os.environ.get("CERTIFICATE_SIGNING_KEY") or os.environ.get("CERTIFICATE_SIGNING_KEY_FILE")):
             os.environ.setdefault("CERTIFICATE_SIGNING_KEY_AUTOGENERATE", "1")
 

@@ -6,6 +6,8 @@ from django.views.generic import TemplateView
 
 from .health import healthz
 
+handler400 = "config.middleware.bad_request"
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("healthz", healthz, name="healthz"),

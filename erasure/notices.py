@@ -198,6 +198,7 @@ def _held_grounds(request: ErasureRequest) -> list[str]:
 
 
 def notice_context(request: ErasureRequest, payload: dict[str, Any]) -> dict[str, Any]:
+    from .attribution import erasure_attribution_sentence
     from .forms import REJECTION_REASON_TEXT
     from .identity import challenge_code, code_page_link, verification_link
     from .identity_models import IdentityChallenge
@@ -209,6 +210,8 @@ def notice_context(request: ErasureRequest, payload: dict[str, Any]) -> dict[str
         "site_url": settings.SITE_URL,
         "held_grounds": _held_grounds(request),
         "reason_text": REJECTION_REASON_TEXT.get(request.rejection_reason, ""),
+        # what other jobs erased before this request reached it (erasure/attribution.py), in one plain sentence
+        "attribution": erasure_attribution_sentence(verification=request.verification),
     }
     if payload.get("token"):
         context["status_url"] = status_link(request, payload["token"])

@@ -23,7 +23,13 @@ Grammar (a filter is a JSON object; several keys in one object are ANDed):
 * ``memory_ids``: a list of memory UUIDs (or ``{"in": [...]}``).
 
 Any other key, or an operator a field does not support, raises FilterError naming it; values of the wrong type
-raise FilterError too, so the API answers 400 and never 500.
+raise FilterError too, so the API answers 400 and never 500. An empty object inside AND/OR/NOT is refused (it
+would match everything: ``{"NOT": {}}`` would otherwise read the whole store).
+
+Size: before anything recurses, a filter is bounded as a whole (filters_check_bounds): at most MAX_JSON_DEPTH
+levels of JSON and MAX_FILTER_NODES nodes (keys, list items and values across the whole tree); the built
+condition then holds at most MAX_CONDITIONS SQL conditions. One request cannot make PostgreSQL evaluate thousands
+of jsonb conditions per row (the web statement timeout, config/middleware.py, is the second line).
 
 Entity rule (list and search): at least one entity condition must appear somewhere in the filter, at any depth
 (inside AND, OR or NOT, with any operator including "*"). The rule stops accidental "everything" reads; it is not
@@ -50,6 +56,9 @@ METADATA_OPERATORS = ("eq", "ne", "contains", "in")
 CATEGORY_OPERATORS = ("in", "contains")
 MAX_DEPTH = 10
 MAX_LIST = 1000
+MAX_JSON_DEPTH = 32
+MAX_FILTER_NODES = 2500
+MAX_CONDITIONS = 200
 
 
 class FilterError(ValueError):
@@ -73,24 +82,91 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
+def text_problem(value: Any) -> str | None:
+    """What makes a JSON value unstorable as PostgreSQL text/jsonb, or None: a NUL character or an unpaired UTF-16
+    surrogate ("\\ud800", which JSON can spell but UTF-8 cannot encode) in any string, keys included. Iterative, so
+    any depth is safe."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "must not contain NUL characters"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "must not contain unpaired UTF-16 surrogates (such as \\ud800)"
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return None
+
+
+def filters_check_bounds(filters: Any) -> None:
+    """Raises FilterError when a filter is too deep or too large as a whole, or holds text PostgreSQL refuses.
+    Iterative, and called before anything recurses over the filter."""
+    nodes = 0
+    pending: list[tuple[Any, int]] = [(filters, 1)]
+    while pending:
+        item, depth = pending.pop()
+        nodes += 1
+        if depth > MAX_JSON_DEPTH:
+            raise FilterError(f"filters are nested too deeply (more than {MAX_JSON_DEPTH} levels of JSON)")
+        if nodes > MAX_FILTER_NODES:
+            raise FilterError(
+                f"filters are too large (more than {MAX_FILTER_NODES} keys, list items and values in total)"
+            )
+        if isinstance(item, dict):
+            nodes += len(item)  # the keys
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+    problem = text_problem(filters)
+    if problem:
+        raise FilterError(f"filters {problem}")
+
+
+def _condition_count(q: Q) -> int:
+    count = 0
+    pending: list[Any] = [q]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Q):
+            pending.extend(node.children)
+        else:
+            count += 1
+    return count
+
+
 def filters_to_q(filters: Any) -> Q:
-    """The Q for a v2 filter object (an empty object matches everything)."""
-    if contains_nul(filters):
-        raise FilterError("filters must not contain NUL characters")
-    return _node(filters, depth=0, where="filters")
+    """The Q for a v2 filter object (an empty object matches everything). Raises FilterError for a filter the
+    grammar refuses or one past the size bounds (module docstring)."""
+    filters_check_bounds(filters)
+    q = _node(filters, depth=0, where="filters")
+    if _condition_count(q) > MAX_CONDITIONS:
+        raise FilterError(
+            f"filters are too large (more than {MAX_CONDITIONS} conditions; "
+            "a metadata key, an item of metadata.in or a time operator each count as one)"
+        )
+    return q
 
 
 def filters_have_entity(filters: Any) -> bool:
-    """True when an entity field appears anywhere in the filter (see the module docstring)."""
-    if isinstance(filters, list):
-        return any(filters_have_entity(item) for item in filters)
-    if not isinstance(filters, dict):
-        return False
-    for key, value in filters.items():
-        if key in ENTITY_FIELDS:
-            return True
-        if key in LOGIC_KEYS and filters_have_entity(value):
-            return True
+    """True when an entity field appears anywhere in the filter (see the module docstring). Iterative."""
+    pending = [filters]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if key in ENTITY_FIELDS:
+                    return True
+                if key in LOGIC_KEYS:
+                    pending.append(value)
     return False
 
 
@@ -122,6 +198,10 @@ def _logic(key: str, value: Any, *, depth: int) -> Q:
     items = [value] if isinstance(value, dict) else value
     if not isinstance(items, list) or not items:
         raise FilterError(f"{key} must be a non-empty list of filter objects")
+    if any(item == {} for item in items):
+        raise FilterError(
+            f"each item of {key} must be a non-empty filter object (an empty one matches everything)"
+        )
     parts = [_node(item, depth=depth + 1, where=f"each item of {key}") for item in items]
     combined = parts[0]
     for part in parts[1:]:

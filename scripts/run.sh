@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 PORT="${PORT:-8000}"
 export PORT
+export DJANGO_ENV="${DJANGO_ENV:-development}"  # development defaults: mail files, generated keys
 mkdir -p var/mail
 
 # A development secret per checkout (never committed) instead of the shared default, so sessions and subject

@@ -66,7 +66,10 @@ def _send(case: Any, headers: dict[str, str]) -> Any:
     # A 5xx in one case must not poison the test transaction for the next one.
     with transaction.atomic():
         response = case.call(app=application, headers=headers)
-    case.validate_response(response, checks=[schemathesis.checks.not_a_server_error])
+    case.validate_response(
+        response,
+        checks=[schemathesis.checks.not_a_server_error, schemathesis.checks.status_code_conformance],
+    )
     return response
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -28,11 +29,26 @@ def env_float(name: str, default: float) -> float:
     return float(value) if value not in (None, "") else default
 
 
-_DEV_SECRET = "dev-insecure-secret-key-change-me-0123456789abcdef0123456789"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _DEV_SECRET
-if SECRET_KEY == _DEV_SECRET and not os.environ.get("ERASURE_QUIET_DEV_KEY"):
-    warnings.warn("DJANGO_SECRET_KEY is not set: using the development key", stacklevel=1)
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# "Development" is explicit: DJANGO_ENV=development (set by `make run`, the test settings and `make bench`) or
+# DJANGO_DEBUG on. Everywhere else the service refuses to start without its secrets, and the mail default is SMTP.
+DJANGO_ENV = os.environ.get("DJANGO_ENV", "production").strip().lower()
+DEVELOPMENT = DEBUG or DJANGO_ENV == "development"
+
+_DEV_SECRET = "dev-insecure-secret-key-change-me-0123456789abcdef0123456789"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ""
+if not DEVELOPMENT:
+    # The public development key would let anyone forge sessions and reverse pseudonyms by guessing ids.
+    _missing = [name for name in ("DJANGO_SECRET_KEY", "PSEUDONYM_KEY") if not os.environ.get(name)]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"{' and '.join(_missing)} must be set outside development "
+            "(or set DJANGO_ENV=development on a development machine)"
+        )
+if not SECRET_KEY:
+    SECRET_KEY = _DEV_SECRET
+    if not os.environ.get("ERASURE_QUIET_DEV_KEY"):
+        warnings.warn("DJANGO_SECRET_KEY is not set: using the development key", stacklevel=1)
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h
 ]
@@ -56,12 +72,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / Redoc assets served locally: no CDN at run time
     "auditlog",
+    "axes",
     "memories",
     "erasure",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.SecurityHeadersMiddleware",
+    "config.middleware.StatementTimeoutMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -70,7 +89,17 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# Web requests only (config/middleware.py): a statement running longer is cancelled and the request answers 503.
+# Celery workers and management commands never run middleware, so they keep PostgreSQL's default (no limit).
+WEB_STATEMENT_TIMEOUT_MS = env_int("WEB_STATEMENT_TIMEOUT_MS", 5000)
+# At most this many list/search queries at once across the web tier (memories/api/slots.py; 0: no bound): a
+# burst of costly filters cannot take every core from the erasure workers. One per two cores by default; a
+# request finding them taken waits up to WEB_FILTER_QUERY_WAIT_MS, then answers 503 with Retry-After.
+WEB_FILTER_QUERY_SLOTS = env_int("WEB_FILTER_QUERY_SLOTS", max(1, (os.cpu_count() or 2) // 2))
+WEB_FILTER_QUERY_WAIT_MS = env_int("WEB_FILTER_QUERY_WAIT_MS", WEB_STATEMENT_TIMEOUT_MS)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -127,6 +156,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out account or address before checking a password
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Staff sign-in (console and /admin/) locks after AXES_FAILURE_LIMIT failures per account and, separately, per
+# address, for AXES_COOLOFF_MINUTES; a success resets the account's count.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0)
+AXES_VERBOSE = False
+# Sessions are only the privacy team's (console and admin): a working day at most, and gone with the browser.
+SESSION_COOKIE_AGE = env_int("STAFF_SESSION_SECONDS", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
 LOGIN_URL = "/privacy-team/login/"
 LOGIN_REDIRECT_URL = "/privacy-team/"
 
@@ -143,7 +191,35 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# E-mail: EMAIL_URL (smtp://user:pass@host:port) or Django's EMAIL_*; default writes files to var/mail/.
+# HTTPS (DJANGO_HTTPS=1 when the service is reached over HTTPS): Secure cookies, HSTS and a redirect to HTTPS.
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto (and strips it from clients), also set
+# DJANGO_PROXY_SSL_HEADER=1.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+if env_bool("DJANGO_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", HTTPS)  # the directive only; listing is a separate act
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# On every response (config/middleware.py). Pages carry no inline script or style and no third-party asset
+# (tests/test_security_settings.py checks the templates); the API docs use drf-spectacular's split view for this.
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+)
+# Pages that show personal data are never stored by a browser or proxy cache.
+NO_STORE_PATH_PREFIXES = ("/privacy-team/", "/privacy/status/", "/admin/")
+
+# E-mail: EMAIL_URL (smtp://user:pass@host:port) or Django's EMAIL_*. Without them: in development, files in
+# var/mail/ (each mail holds the subject's address and secret status link, which a developer needs to follow; the
+# backend deletes files older than EMAIL_FILE_RETENTION_HOURS and writes them readable by the owner only);
+# outside development, SMTP to localhost:25 (the host's relay), never files.
 EMAIL_URL = os.environ.get("EMAIL_URL", "")
 if EMAIL_URL:
     from urllib.parse import unquote, urlparse
@@ -157,8 +233,12 @@ if EMAIL_URL:
     EMAIL_USE_TLS = _mail.scheme in {"smtp+tls", "submission"}
     EMAIL_USE_SSL = _mail.scheme == "smtps"
 else:
-    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+    EMAIL_BACKEND = os.environ.get(
+        "EMAIL_BACKEND",
+        "config.mail.PruningFileBackend" if DEVELOPMENT else "django.core.mail.backends.smtp.EmailBackend",
+    )
     EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_FILE_RETENTION_HOURS = env_float("EMAIL_FILE_RETENTION_HOURS", 24.0)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "privacy@localhost")
 SITE_URL = os.environ.get("SITE_URL", f"http://localhost:{PORT}")
 
@@ -167,7 +247,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["memories.auth.HasApiKey"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "memories.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {"subject_form": os.environ.get("SUBJECT_FORM_RATE", "20/hour")},
@@ -184,6 +264,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.add_common_answers",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RejectionReasonEnum": "erasure.models.RejectionReason",
         "LegalHoldReasonEnum": "memories.models.LegalHold.Reason",

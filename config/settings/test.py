@@ -4,6 +4,7 @@
 import os
 
 os.environ.setdefault("ERASURE_QUIET_DEV_KEY", "1")
+os.environ.setdefault("DJANGO_ENV", "development")
 _RUN = os.environ.setdefault("ERASURE_TEST_RUN", f"t{os.getpid()}")
 os.environ.setdefault("CELERY_QUEUE", f"erasure-{_RUN}")
 os.environ.setdefault("CELERY_KEY_PREFIX", f"{_RUN}:")

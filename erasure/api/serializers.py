@@ -51,7 +51,7 @@ assert set(ScopeInput().fields) == set(NARROWING_KEYS)
 class CreateInput(StrictSerializer):
     regulation = serializers.ChoiceField(choices=Regulation.choices)
     subject = SubjectInput()
-    scope = ScopeInput(required=False)
+    scope = ScopeInput(required=False, allow_null=True)  # null: no narrowing, as when absent
     suppress = serializers.BooleanField(required=False, default=False)
 
 

@@ -1,7 +1,7 @@
 """Routes of the Erasure API (CONTRACT.md "Erasure API"), its OpenAPI schema and the browsable docs page."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import stores, views
 
@@ -20,7 +20,7 @@ urlpatterns = [
     path("api/v1/stores/<uuid:store_id>/", stores.StoreDetailApi.as_view(), name="store-detail"),
     path("api/v1/stores/<uuid:store_id>/test/", stores.StoreTestApi.as_view(), name="store-test"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 urlpatterns += [

@@ -20,6 +20,7 @@ from memories.scope import scope_queryset
 from memories.services import write_block_lift, write_block_place
 
 from .. import notices
+from ..attribution import erasure_attribution
 from ..audit import audit_append
 from ..models import Action, ErasureRequest, State
 from ..privacy import erasure_request_verified_compliance
@@ -220,6 +221,10 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
         }
         if stores_verified:
             verification["stores"] = stores_verified
+        # Scoped memories that other jobs deleted under this request's feet (erasure/attribution.py).
+        attribution = erasure_attribution(request=request, user_ids=user_ids)
+        if attribution:
+            verification["erased_elsewhere"] = attribution
         request = compare_and_set(
             request, Action.VERIFY, verified_at=timezone.now(), verification=verification
         )

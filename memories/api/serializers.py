@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from ..filters import contains_nul
+from ..filters import text_problem
 from ..models import ENTITY_FIELDS, DeletionJob, Memory, MemoryHistory
 
 MAX_BATCH = 1000
@@ -21,8 +21,9 @@ class EntityIdField(serializers.CharField):
 def _json_object(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise serializers.ValidationError(f"{name} must be a JSON object")
-    if contains_nul(value):
-        raise serializers.ValidationError(f"{name} must not contain NUL characters")
+    problem = text_problem(value)
+    if problem:
+        raise serializers.ValidationError(f"{name} {problem}")
     return value
 
 

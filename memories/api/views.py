@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..engine import deletion_job_create
-from ..filters import FilterError, filters_have_entity
+from ..filters import FilterError, filters_check_bounds, filters_have_entity, text_problem
 from ..models import ENTITY_TYPES, ApiKey, DeletionJob, Memory
 from . import errors
 from .errors import error
@@ -37,9 +37,11 @@ from .serializers import (
     SearchInputSerializer,
     UpdateInputSerializer,
 )
+from .slots import SlotsBusy, filter_query_slot
 
 logger = logging.getLogger(__name__)
 
+BUSY = "Too many list and search queries are running; retry in a few seconds."
 NO_ENTITY_FILTER = "At least one of user_id, agent_id, app_id or run_id is required in filters."
 DELETE_IN_PROGRESS = "Delete in progress. This may take some time."
 
@@ -236,8 +238,18 @@ class MemoryHistoryView(APIView):
         return Response(HistoryOutputSerializer(history, many=True).data)
 
 
+def _busy() -> Response:
+    response = error(BUSY, status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = "5"
+    return response
+
+
 def _checked_filters(serializer: ListInputSerializer | SearchInputSerializer) -> dict[str, Any] | Response:
     filters = serializer.combined_filters()
+    try:
+        filters_check_bounds(filters)  # before anything recurses over it
+    except FilterError as exc:
+        return error(str(exc))
     if not filters_have_entity(filters):
         return error(NO_ENTITY_FILTER)
     return filters
@@ -279,10 +291,13 @@ class MemoryListView(APIView):
             queryset = selectors.memories_list(
                 filters=filters, show_expired=serializer.validated_data["show_expired"]
             )
-            count = queryset.count()
+            with filter_query_slot():
+                count = queryset.count()
+                rows = list(queryset[(page - 1) * page_size : page * page_size])
         except FilterError as exc:
             return error(str(exc))
-        rows = list(queryset[(page - 1) * page_size : page * page_size])
+        except SlotsBusy:
+            return _busy()
         base = request.build_absolute_uri(request.path)
 
         def link(number: int) -> str:
@@ -315,15 +330,18 @@ class MemorySearchView(APIView):
             return filters
         data = serializer.validated_data
         try:
-            found = selectors.memories_search(
-                query=data["query"],
-                filters=filters,
-                top_k=data["top_k"],
-                threshold=data["threshold"],
-                show_expired=data["show_expired"],
-            )
+            with filter_query_slot():
+                found = selectors.memories_search(
+                    query=data["query"],
+                    filters=filters,
+                    top_k=data["top_k"],
+                    threshold=data["threshold"],
+                    show_expired=data["show_expired"],
+                )
         except FilterError as exc:
             return error(str(exc))
+        except SlotsBusy:
+            return _busy()
         results = []
         for item in found:
             row = MemoryOutputSerializer(item.memory).data
@@ -465,6 +483,9 @@ class EntityDeleteView(APIView):
             return error(f"Invalid entity type: {entity_type}. Must be one of: {', '.join(ENTITY_TYPES)}")
         if not name or len(name) > 255:
             return error("name must be a non-empty string of at most 255 characters")
+        problem = text_problem(name)
+        if problem:
+            return error(f"name {problem}")
         if not selectors.entity_exists(entity_type=entity_type, name=name):
             return error("Entity not found!", status.HTTP_404_NOT_FOUND)
         return _start_delete_job(
