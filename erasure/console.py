@@ -251,6 +251,12 @@ def _pairs(data: Any, prefix: str = "") -> list[dict[str, str]]:
         label = f"{prefix}{str(key).replace('_', ' ')}"
         if isinstance(value, dict) and value:
             out.extend(_pairs(value, f"{label} › "))
+        elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            # e.g. one entry per store: named by the entry's own name where it has one, else numbered
+            for index, item in enumerate(value, start=1):
+                name = item.get("store") or item.get("name") or index
+                rest = {k: v for k, v in item.items() if item.get(k) != name or k not in ("store", "name")}
+                out.extend(_pairs(rest, f"{label} › {name} › "))
         else:
             text, title = _readable(value if not isinstance(value, dict) else None)
             out.append({"key": label, "value": text, "title": title})

@@ -191,8 +191,7 @@ def test_staff_record_the_acknowledgement_of_a_request_without_an_email(client):
     from django.contrib.auth import get_user_model
 
     request, _ = erasure_request_create(regulation="ccpa", user_ids=["ack-1"], channel="api", actor="t")
-    get_user_model().objects.create_user("dpo", password="pw-123456789", is_staff=True)
-    client.login(username="dpo", password="pw-123456789")
+    client.force_login(get_user_model().objects.create_user("dpo", password="pw-123456789", is_staff=True))
     page = client.get(f"/privacy-team/requests/{request.pk}/").content.decode()
     assert "Record acknowledgement" in page
     client.post(f"/privacy-team/requests/{request.pk}/acknowledge/")
