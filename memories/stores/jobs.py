@@ -139,7 +139,9 @@ def store_job_verify(
     """What still matches in the store, per location (connector.verify). A `mem0_oss` store also gets the ids the
     job recorded: Mem0's history table has no user column, its rows of erased memories are found by memory id."""
     if getattr(connector, "kind", "") == Store.Kind.MEM0_OSS:
-        ids = list(StoreJobId.objects.filter(job_id=job_id).values_list("memory_id", flat=True))
+        ids = list(
+            StoreJobId.objects.filter(job_id=uuid.UUID(str(job_id))).values_list("memory_id", flat=True)
+        )
         result: dict[str, int] = connector.verify(scope, holds, erased_ids=ids)
         return result
     return dict(connector.verify(scope, holds))

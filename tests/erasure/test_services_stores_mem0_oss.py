@@ -13,7 +13,6 @@ from tests.conftest import wait_for
 from tests.erasure.factories import request_in_state
 from tests.memories.stores.mem0_oss_helpers import add_memory, close_memory, open_memory, qdrant_config
 
-
 SUBJECT = "subject-h7"
 
 
