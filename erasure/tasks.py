@@ -1,11 +1,13 @@
 """Thin Celery wrappers of the erasure workflow: they take ids and call one service (STYLE.md rule 3)."""
 
+import os
+
 from celery import shared_task
 
 from . import services
 from .models import ErasureRequest, State
 
-VERIFY_MAX_RETRIES = 10
+VERIFY_MAX_RETRIES = int(os.environ.get("VERIFY_MAX_RETRIES", "10"))
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=VERIFY_MAX_RETRIES)
@@ -16,10 +18,11 @@ def erasure_request_verify_task(self, request_id: str) -> None:
         services.erasure_request_verify(request_id=request_id)
     except services.IllegalTransition:
         return  # a concurrent delivery verified it first
-    except services.VerificationIncomplete:
+    except services.VerificationIncomplete as exc:
         if self.request.retries >= self.max_retries:
             request = ErasureRequest.objects.get(id=request_id)
-            services.erasure_request_fail(request=request, reason="verification found residue")
+            # the message is a fixed phrase, naming a store and counts at most: never data
+            services.erasure_request_fail(request=request, reason=f"verification found residue: {exc}")
             return
         raise self.retry(countdown=min(2**self.request.retries, 30)) from None
 

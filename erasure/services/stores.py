@@ -12,7 +12,7 @@ from typing import Any
 from memories.models import DeletionJob, Store, StoreJob
 from memories.pseudonyms import pseudonym
 from memories.stores.base import StoreError
-from memories.stores.jobs import store_job_create, store_job_reopen, store_job_retry
+from memories.stores.jobs import store_job_create, store_job_reopen, store_job_retry, store_job_verify
 from memories.stores.mem0_platform import OUTSIDE_REACH as PLATFORM_OUTSIDE_REACH
 from memories.stores.registry import connector_for
 
@@ -212,13 +212,14 @@ def erasure_request_stores_verify(*, request: ErasureRequest) -> list[dict[str, 
         try:
             connector = connector_for(job.store)
             try:
-                remaining = connector.verify(scope, holds)
+                remaining = store_job_verify(job_id=job.id, connector=connector, scope=scope, holds=holds)
             finally:
                 _close(connector)
         except StoreError as exc:
             raise VerificationIncomplete(f"store {job.store.name} could not be verified: {exc}") from None
         if any(remaining.values()):
-            raise VerificationIncomplete(f"store {job.store.name} still holds data of the subject")
+            where = ", ".join(f"{k} {v}" for k, v in sorted(remaining.items()) if v)
+            raise VerificationIncomplete(f"store {job.store.name} still holds data of the subject ({where})")
         results.append(
             {
                 "store": job.store.name,

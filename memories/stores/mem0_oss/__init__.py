@@ -20,6 +20,7 @@ from .history import HistoryFile
 os.environ.setdefault("MEM0_TELEMETRY", "False")  # a worker must never phone home when it imports mem0
 
 BATCH = 1000
+NONE_KEY = ""  # the key under which memories without an agent_id / run_id are counted
 
 
 def _config_error(exc: Exception) -> str:
@@ -136,9 +137,14 @@ class Mem0OssConnector:
                 result.held += 1
                 continue
             result.total += 1
-            for key, bucket in (("agent_id", result.by_agent), ("run_id", result.by_run)):
-                if payload.get(key):
-                    bucket[payload[key]] = bucket.get(payload[key], 0) + 1
+            # as the other stores count them: memories without an agent/run id under "" (the workflow's NONE_KEY)
+            for key, bucket in (
+                ("agent_id", result.by_agent),
+                ("run_id", result.by_run),
+                ("user_id", result.by_user),
+            ):
+                name = payload.get(key) or NONE_KEY
+                bucket[name] = bucket.get(name, 0) + 1
         return result
 
     # --- erase ----------------------------------------------------------------------------------------------

@@ -49,8 +49,9 @@ def test_count_reports_what_an_erasure_would_take_and_what_a_hold_keeps(store):
 
     assert counted.total == len(s["alice_ids"]) == 8
     assert counted.held == 1
-    assert counted.by_agent == {"nurse": 4, "coach": 3}
-    assert counted.by_run == {"r0": 2, "r1": 3, "r2": 2}
+    assert counted.by_agent == {"nurse": 4, "coach": 3, "": 1}  # "": no agent id, as every store counts them
+    assert counted.by_run == {"r0": 2, "r1": 3, "r2": 2, "": 1}
+    assert counted.by_user == {"alice": 8}
 
 
 def test_erase_removes_the_subject_everywhere_mem0_keeps_it(store, tmp_path):

@@ -53,7 +53,7 @@ def test_count_reads_the_payload_in_sql(store):
     counted = Mem0OssConnector(config).count({"user_id": "alice"}, s["held"])
 
     assert (counted.total, counted.held) == (8, 1)
-    assert counted.by_agent == {"nurse": 4, "coach": 3}
+    assert counted.by_agent == {"nurse": 4, "coach": 3, "": 1}
 
 
 def test_erase_deletes_by_sql_batches_and_purges_every_residue(store, tmp_path):
