@@ -98,7 +98,9 @@ def hold_release_job_finished(*, job: DeletionJob) -> CertificateSupplement | No
     try:
         signing_key_id = key_id()
     except ImproperlyConfigured:
-        logger.warning("certificate supplement not issued: no signing key", extra={"request": str(request.id)})
+        logger.warning(
+            "certificate supplement not issued: no signing key", extra={"request": str(request.id)}
+        )
         return None
     number = (request.certificate_supplements.aggregate(n=Max("number"))["n"] or 0) + 1
     data = document_bytes(supplement_build(release=release, job=job, number=number))

@@ -48,7 +48,9 @@ class CertificateSupplement(models.Model):
 
     class Meta:
         ordering = ["request", "number"]
-        constraints = [models.UniqueConstraint(fields=["request", "number"], name="certificate_supplement_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "number"], name="certificate_supplement_once")
+        ]
 
     def __str__(self) -> str:
         return f"certificate supplement {self.number} of {self.request_id}"

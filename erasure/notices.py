@@ -146,7 +146,12 @@ def hold_release_notice_send(*, request: ErasureRequest) -> SubjectNotice:
     if notice is None:
         notice = SubjectNotice(request=request, kind=kind, created_at=now)
     if unseal(notice.sealed).get("to"):
-        notice.status, notice.attempts, notice.last_error, notice.sent_at = DeliveryStatus.PENDING, 0, "", None
+        notice.status, notice.attempts, notice.last_error, notice.sent_at = (
+            DeliveryStatus.PENDING,
+            0,
+            "",
+            None,
+        )
         notice.updated_at = now
         notice.save()
         _enqueue("notice", notice.id)
@@ -289,7 +294,7 @@ def _still_held(request: ErasureRequest) -> bool:
     erased = request.hold_releases.filter(deletion_job__status=DeletionJob.Status.SUCCEEDED).aggregate(
         n=Sum("deletion_job__deleted_count")
     )["n"]
-    return (erased or 0) < request.held_count
+    return (erased or 0) < (request.held_count or 0)
 
 
 def notice_send(*, notice_id: int) -> bool:
