@@ -38,6 +38,7 @@ from pathlib import Path
 import psycopg
 
 from . import first_request, hostile
+from .certificates import table_row as certificates_row
 from .load import UPDATE_EVERY, load_store
 from .reports import table_row as report_row
 
@@ -368,6 +369,10 @@ def main() -> None:
         _log("the CCPA report over 100,000 requests (bench/reports.py)")
         reports = json.loads(subprocess.run([sys.executable, "-m", "bench.reports"], cwd=ROOT, env=_env(BIG),
                                             check=True, capture_output=True, text=True).stdout.splitlines()[-1])  # fmt: skip
+        _log("certificates in bulk: the ZIP of 10,000 stored certificates vs 1,000 (bench/certificates.py)")
+        certificates = json.loads(subprocess.run([sys.executable, "-m", "bench.certificates"], cwd=ROOT,
+                                                 env=_env(BIG), check=True, capture_output=True,
+                                                 text=True).stdout.splitlines()[-1])  # fmt: skip
         if args.same_work:
             _log("one hand-written statement doing the engine's data work on another identical copy")
             same = _raw_same_work(BIG)
@@ -497,6 +502,7 @@ def main() -> None:
         "| measurement | figure | reference (same run) | ratio | target | result |",
         "|---|---|---|---|---|---|",
         report_row(reports),
+        certificates_row(certificates),
         "",
         f"The engine's batch statement for the 100,000-memory user ({size_big:,}-row store), as a run executes it"
         f" (prepared, generic plan; bench/plan.py):\n\n```\n{plan}\n```",

@@ -31,6 +31,31 @@ class Certificate(models.Model):
         return f"certificate {self.reference}"
 
 
+class CertificateSupplement(models.Model):
+    """A signed supplement to a request's stored certificate (which stays as issued): the erasure, under the same
+    request, of memories a lifted legal hold released. Its document names the certificate it supplements (sha256)
+    and verifies offline like a certificate (same envelope, own signature and key id)."""
+
+    request = models.ForeignKey(
+        "erasure.ErasureRequest", on_delete=models.CASCADE, related_name="certificate_supplements"
+    )
+    release = models.OneToOneField("erasure.HoldRelease", on_delete=models.PROTECT, related_name="supplement")
+    number = models.PositiveIntegerField()  # 1, 2, … per request
+    issued_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)
+    document = models.TextField()  # as served; what the signature and the sha256 cover
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["request", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "number"], name="certificate_supplement_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"certificate supplement {self.number} of {self.request_id}"
+
+
 class RetentionPolicy(models.Model):
     """Memories matching `scope` (entity filters, as the deletion engine takes them) older than max_age_days are
     erased by the engine on schedule (RETENTION_INTERVAL_SECONDS) or on demand."""

@@ -360,7 +360,12 @@ class HoldRelease(models.Model):
         return f"release {self.id} of hold {self.hold_id}"
 
 
-from .compliance_models import Certificate, RetentionPolicy, RetentionRun  # noqa: E402,F401  (registered here)
+from .compliance_models import (  # noqa: E402,F401  (registered here)
+    Certificate,
+    CertificateSupplement,
+    RetentionPolicy,
+    RetentionRun,
+)
 
 # The subject's identity proofs, notices and staff alerts, and the Data Rights Protocol's agents and requests
 # live in their own modules; imported here so Django registers them with this app.

@@ -23,6 +23,8 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from memories.models import DeletionJob
+
 from .models import Channel, ErasureRequest, Regulation, State
 from .notices_models import DeliveryStatus, StaffAlert, SubjectNotice
 
@@ -38,6 +40,7 @@ SUBJECTS = {
     SubjectNotice.Kind.EXTENSION: "Your erasure request {reference}: we need more time",
     SubjectNotice.Kind.REJECTION: "Your erasure request {reference} could not be carried out",
     SubjectNotice.Kind.COMPLETION: "Your erasure request {reference} is complete",
+    SubjectNotice.Kind.HOLD_RELEASE: "Your erasure request {reference}: data kept under a legal hold is now erased",
 }
 ALERT_SUBJECTS = {
     StaffAlert.Kind.NEW: "New erasure request {reference}",
@@ -111,6 +114,53 @@ def notice_queue(
     return notice
 
 
+def hold_release_notice_prepare(*, request: ErasureRequest) -> SubjectNotice | None:
+    """At verification, before the e-mail is pseudonymised: when a hold kept part of the subject's data, the
+    recipient is kept sealed in a waiting notice, so the subject can be told once those memories are erased after
+    the hold ends (hold_release_notice_send). None without held memories or e-mail."""
+    if not request.held_count or not request.subject_email:
+        return None
+    now = timezone.now()
+    notice, _created = SubjectNotice.objects.get_or_create(
+        request=request,
+        kind=SubjectNotice.Kind.HOLD_RELEASE,
+        defaults={
+            "sealed": seal({"to": request.subject_email}),
+            "status": DeliveryStatus.WAITING,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    return notice
+
+
+def hold_release_notice_send(*, request: ErasureRequest) -> SubjectNotice:
+    """Released memories were erased under the request: tells the subject (sent after commit) through the waiting
+    notice's sealed recipient, or the request's e-mail if it still has one. With neither (no e-mail given, or the
+    notice already spent) the notice is recorded as unaddressed, not sent, and shown to staff."""
+    kind = SubjectNotice.Kind.HOLD_RELEASE
+    now = timezone.now()
+    notice = SubjectNotice.objects.select_for_update().filter(request=request, kind=kind).first()
+    if notice is None and request.subject_email:
+        return notice_queue(request=request, kind=kind) or SubjectNotice()  # (never None with an e-mail)
+    if notice is None:
+        notice = SubjectNotice(request=request, kind=kind, created_at=now)
+    if unseal(notice.sealed).get("to"):
+        notice.status, notice.attempts, notice.last_error, notice.sent_at = (
+            DeliveryStatus.PENDING,
+            0,
+            "",
+            None,
+        )
+        notice.updated_at = now
+        notice.save()
+        _enqueue("notice", notice.id)
+        return notice
+    notice.status, notice.last_error, notice.updated_at = DeliveryStatus.UNADDRESSED, "no recipient", now
+    notice.save()
+    return notice
+
+
 def alert_raise(*, request: ErasureRequest | None, kind: str, day: Any = None) -> StaffAlert | None:
     """Records one staff alert per request and condition (a unique constraint: never repeated) and sends it
     after commit. None when it was raised before."""
@@ -158,6 +208,8 @@ def request_event(*, request: ErasureRequest, event: str) -> None:
     }.get(event)
     if kind and request.channel != Channel.DRP:
         notice_queue(request=request, kind=kind)
+        if event == "verified":
+            hold_release_notice_prepare(request=request)
     if event == "failed":
         alert_raise(request=request, kind=StaffAlert.Kind.FAILED)
     if request.channel == Channel.DRP:
@@ -213,6 +265,13 @@ def notice_context(request: ErasureRequest, payload: dict[str, Any]) -> dict[str
         # what other jobs erased before this request reached it (erasure/attribution.py), in one plain sentence
         "attribution": erasure_attribution_sentence(verification=request.verification),
     }
+    if request.hold_releases.exists():
+        from django.db.models import Sum
+
+        jobs = request.hold_releases.filter(deletion_job__status=DeletionJob.Status.SUCCEEDED).aggregate(
+            erased=Sum("deletion_job__deleted_count"), held=Sum("deletion_job__held_count")
+        )
+        context.update(supplement_erased=jobs["erased"] or 0, supplement_held=jobs["held"] or 0)
     if payload.get("token"):
         context["status_url"] = status_link(request, payload["token"])
     if payload.get("challenge"):
@@ -225,6 +284,17 @@ def notice_context(request: ErasureRequest, payload: dict[str, Any]) -> dict[str
                 expires_at=challenge.expires_at,
             )
     return context
+
+
+def _still_held(request: ErasureRequest) -> bool:
+    """Whether memories the request's erasure kept are not yet erased under it (a later release may need the
+    hold-release notice's recipient again)."""
+    from django.db.models import Sum
+
+    erased = request.hold_releases.filter(deletion_job__status=DeletionJob.Status.SUCCEEDED).aggregate(
+        n=Sum("deletion_job__deleted_count")
+    )["n"]
+    return (erased or 0) < (request.held_count or 0)
 
 
 def notice_send(*, notice_id: int) -> bool:
@@ -259,7 +329,9 @@ def notice_send(*, notice_id: int) -> bool:
             notice.save(update_fields=["status", "last_error", "attempts", "updated_at"])
             logger.warning("subject notice failed", extra={"notice": notice.id, "error": notice.last_error})
             return False
-        notice.status, notice.sent_at, notice.sealed, notice.last_error = DeliveryStatus.SENT, now, "", ""
+        keep = notice.kind == SubjectNotice.Kind.HOLD_RELEASE and _still_held(request)
+        notice.status, notice.sent_at, notice.last_error = DeliveryStatus.SENT, now, ""
+        notice.sealed = notice.sealed if keep else ""
         notice.save(update_fields=["status", "sent_at", "sealed", "last_error", "attempts", "updated_at"])
         if notice.kind == SubjectNotice.Kind.RECEIPT:
             ErasureRequest.objects.filter(id=request.id, acknowledged_at__isnull=True).update(

@@ -10,6 +10,9 @@ class DeliveryStatus(models.TextChoices):
     SENT = "sent"
     FAILED = "failed"  # the last attempt failed; retried with back-off
     UNADDRESSED = "unaddressed"  # nobody to send it to (PRIVACY_TEAM_EMAILS empty): recorded, shown to staff
+    # recipient sealed, nothing to send yet: the notice a verified request with held memories gets once a lifted
+    # hold's memories are erased under it (the request's own e-mail is pseudonymised at verification)
+    WAITING = "waiting"
 
 
 class SubjectNotice(models.Model):
@@ -19,6 +22,7 @@ class SubjectNotice(models.Model):
         EXTENSION = "extension", "deadline extended (with the reason)"
         REJECTION = "rejection", "rejection (with the reason)"
         COMPLETION = "completion", "erasure complete"
+        HOLD_RELEASE = "hold_release", "held data erased after a legal hold ended"
 
     id = models.BigAutoField(primary_key=True)
     request = models.ForeignKey("erasure.ErasureRequest", on_delete=models.CASCADE, related_name="notices")

@@ -28,4 +28,8 @@ def deletion_job_finished_receiver(sender: Any, job: DeletionJob, **kwargs: Any)
     """Step 2 of the path above."""
     if job.kind != DeletionJob.Kind.ERASURE or job.parent_id is not None:
         return  # a lane's end is part of its job's run, which ends the job (and moves the request) itself
-    erasure_request_job_finished(job=job)
+    if erasure_request_job_finished(job=job) is None:
+        # not a request's own job: perhaps released memories erased under a verified request
+        from .certificate_supplement import hold_release_job_finished
+
+        hold_release_job_finished(job=job)

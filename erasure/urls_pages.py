@@ -30,6 +30,11 @@ urlpatterns = [
         "privacy-team/requests/<uuid:pk>/certificate/", views.request_certificate, name="request-certificate"
     ),
     path(
+        "privacy-team/requests/<uuid:pk>/certificate/supplements/<int:number>/",
+        views.request_certificate_supplement,
+        name="request-certificate-supplement",
+    ),
+    path(
         "privacy-team/requests/<uuid:pk>/lift-suppression/",
         staff_compliance.suppression_lift_view,
         name="request-lift-suppression",

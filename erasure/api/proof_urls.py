@@ -10,5 +10,10 @@ urlpatterns = [
         proof_views.CertificateApi.as_view(),
         name="erasure-request-certificate",
     ),
+    path(
+        "api/v1/erasure-requests/<uuid:request_id>/certificate/supplements/<int:number>/",
+        proof_views.CertificateSupplementApi.as_view(),
+        name="erasure-request-certificate-supplement",
+    ),
     path("api/v1/audit/export/", proof_views.AuditExportApi.as_view(), name="audit-export"),
 ]

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from memories.auth import IsStaffKey
 
 from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_issue
+from ..certificate_supplement import supplement_download
 from ..export import audit_export
 from ..models import ErasureRequest
 from ..selectors import allowed_actions
@@ -79,6 +80,27 @@ class CertificateApi(ProofApi):
             return Response(body, status=status.HTTP_409_CONFLICT)
         except ImproperlyConfigured:
             return Response({"error": SIGNING_NOT_CONFIGURED}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return download_response(download)
+
+
+class CertificateSupplementApi(ProofApi):
+    @extend_schema(
+        operation_id="erasure_request_certificate_supplement",
+        summary="A signed supplement to the certificate: memories a lifted legal hold released, erased later",
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='{"certificate": {"type": "erasure-certificate-supplement", ...}, "signature", '
+                '"public_key", "key_id"}; verifiable offline like the certificate',
+            ),
+            404: OpenApiResponse(description="No such request or supplement"),
+        },
+    )
+    def get(self, request: Request, request_id: Any, number: int) -> Any:
+        erasure_request = get_object_or_404(ErasureRequest, id=request_id)
+        download = supplement_download(request=erasure_request, number=number, actor=actor_of(request))
+        if download is None:
+            return Response({"number": f"no supplement {number} for this request"}, status=404)
         return download_response(download)
 
 

@@ -19,6 +19,7 @@ from memories.scope import ScopeError
 
 from .. import console, deadlines, selectors, services
 from ..certificate import SIGNING_NOT_CONFIGURED, CertificateNotAvailable, certificate_issue
+from ..certificate_supplement import supplement_download
 from ..forms import (
     ApproveForm,
     AssignForm,
@@ -269,6 +270,16 @@ def request_certificate(request: HttpRequest, pk: str) -> HttpResponseBase:
     except ImproperlyConfigured:
         messages.error(request, SIGNING_NOT_CONFIGURED)
     return redirect("erasure_pages:request-detail", pk=erasure.pk)
+
+
+@staff_required
+def request_certificate_supplement(request: HttpRequest, pk: str, number: int) -> HttpResponseBase:
+    """A signed supplement to the request's certificate (released memories erased later), as stored."""
+    erasure = get_object_or_404(ErasureRequest, pk=pk)
+    download = supplement_download(request=erasure, number=number, actor=staff_actor(request))
+    if download is None:
+        raise Http404("no such supplement")
+    return download_response(download)
 
 
 # action -> (form class or None, success message); services.erasure_request_act runs the action.

@@ -110,5 +110,9 @@ def test_a_lift_that_releases_memories_an_erasure_kept_offers_to_erase_them_unde
     job = DeletionJob.objects.get(id=release.deletion_job_id)
     assert job.status == DeletionJob.Status.SUCCEEDED and job.deleted_count == 2
     actions = list(AuditEntry.objects.filter(request=request).values_list("action", flat=True))
-    assert actions[-2:] == ["request.hold_lifted", "request.released_memories_erased"]
+    assert actions[-3:] == [
+        "request.hold_lifted",
+        "request.released_memories_erased",
+        "certificate.supplement_issued",
+    ]
     assert "Erase under" not in staff_client.get("/privacy-team/holds/").content.decode()
