@@ -8,10 +8,10 @@ from erasure.certificate import certificate_build
 from erasure.models import ErasureRequest, State
 from erasure.services import (
     erasure_request_approve,
+    erasure_request_confirm_identity,
     erasure_request_create,
     erasure_request_scope,
     erasure_request_verify,
-    erasure_request_verify_identity,
 )
 from memories import engine
 from memories.models import DeletionJob
@@ -24,7 +24,7 @@ def _scoped_request(email: str = "race.7311@example.test") -> ErasureRequest:
     request, _token = erasure_request_create(
         regulation="gdpr", user_ids=[SUBJECT], email=email, channel="api", actor="apikey:staff"
     )
-    erasure_request_verify_identity(request=request, actor="apikey:staff", note="checked")
+    erasure_request_confirm_identity(request=request, actor="apikey:staff", note="checked")
     return erasure_request_scope(request=request, actor="apikey:staff")
 
 
