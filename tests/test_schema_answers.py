@@ -30,9 +30,10 @@ def test_the_memory_api_is_in_the_schema():
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_a_request_without_a_key_gets_the_documented_401(db, method, path):
     concrete = path
-    for name in ("request_id", "hold_id", "memory_id", "event_id"):
+    for name in ("request_id", "hold_id", "memory_id", "event_id", "store_id", "policy_id", "id"):
         concrete = concrete.replace("{" + name + "}", str(uuid.uuid4()))
-    concrete = concrete.replace("{entity_type}", "user").replace("{name}", "someone")
+    concrete = concrete.replace("{entity_type}", "user").replace("{name}", "someone").replace("{number}", "1")
+    concrete = concrete.replace("{agent_id}", "agent-1")
     response = getattr(APIClient(), method)(concrete)
     assert response.status_code == 401, (path, response.status_code)
     assert "401" in SCHEMA["paths"][path][method]["responses"]
