@@ -139,7 +139,7 @@ def _standalone() -> None:
     pg = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
     db = os.environ.get("BENCH_REPORTS_DB", "erasure_bench_reports")
     env = {**os.environ, "DATABASE_URL": f"{pg}/{db}", "DJANGO_SETTINGS_MODULE": "config.settings.base",
-           "ERASURE_QUIET_DEV_KEY": "1", "LOG_LEVEL": "WARNING"}  # fmt: skip
+           "ERASURE_QUIET_DEV_KEY": "1", "LOG_LEVEL": "WARNING", "DJANGO_ENV": "development"}  # fmt: skip
     with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
         conn.execute(f'CREATE DATABASE "{db}"')

@@ -1,14 +1,17 @@
 """Certificates in bulk: a ZIP of the stored signed JSON and the PDF of every request verified in a date range,
-streamed as it is written (stdlib zipfile into a sink the response drains after each member), so memory stays
-bounded whatever the number of certificates. The archive also holds the service's published keys and a README, so
+streamed as it is written (stdlib zipfile into a sink the response drains after each member; the members'
+central-directory records wait in a temporary file, not in memory), so memory stays bounded whatever the number of
+certificates. The archive also holds the service's published keys and a README, so
 each certificate can be checked offline with `manage.py verify_certificate FILE --public-key signing-keys.pem`.
 """
 
 import io
 import json
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -52,6 +55,67 @@ class _Sink(io.RawIOBase):
         return data
 
 
+class _Counted(list[zipfile.ZipInfo]):
+    """An empty member list that reports how many members the archive has: what zipfile's end record counts."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self._members = members
+
+    def __len__(self) -> int:
+        return self._members
+
+
+_END_RECORD_SIZE = 22  # zipfile.sizeEndCentDir: the end-of-central-directory record without a comment
+
+
+class _SpillingZipFile(zipfile.ZipFile):
+    """A ZipFile writing to an unseekable stream whose members' central-directory records do not stay in memory:
+    spill() encodes the records of the members written so far (with zipfile's own encoder) into a temporary file
+    and forgets their ZipInfo objects; central_directory() writes the records back, chunk by chunk, before close()
+    adds the end record. Without it a ZIP of 20,000 members keeps ~10 MiB of ZipInfo objects until it closes."""
+
+    def __init__(self, file: Any, **kwargs: Any) -> None:
+        super().__init__(file, mode="w", **kwargs)
+        self._records = tempfile.TemporaryFile()
+        self._members = 0
+
+    def spill(self) -> None:
+        if not self.filelist:
+            return
+        fp, start_dir, comment = self.fp, self.start_dir, self.comment
+        encoded = io.BytesIO()
+        try:
+            # zipfile's end-record writer on a scratch buffer: the members' records, then a 22-byte end record
+            # (no ZIP64 record: a handful of members at offset 0)
+            self.fp, self.start_dir, self.comment = encoded, 0, b""
+            self._write_end_record()  # type: ignore[attr-defined]
+        finally:
+            self.fp, self.start_dir, self.comment = fp, start_dir, comment
+        self._records.write(encoded.getbuffer()[:-_END_RECORD_SIZE])
+        self._members += len(self.filelist)
+        self.filelist.clear()
+        self.NameToInfo.clear()
+
+    def central_directory(self, chunk_size: int = 1 << 20) -> Iterator[None]:
+        """Writes the spilled records to the stream, one chunk at a time (yields after each); close() then writes
+        the end record (ZIP64 when needed) counting them all."""
+        self.spill()
+        assert self.fp is not None
+        self.start_dir = self.fp.tell()  # the central directory starts here
+        self._records.seek(0)
+        while chunk := self._records.read(chunk_size):
+            self.fp.write(chunk)
+            yield
+        self.filelist = _Counted(self._members)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._records.close()
+
+
 def _bounds(date_from: date | None, date_to: date | None) -> tuple[datetime | None, datetime | None]:
     start = datetime.combine(date_from, time.min, tzinfo=UTC) if date_from else None
     end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC) if date_to else None
@@ -80,9 +144,10 @@ def certificates_zip_stream(*, date_from: date | None, date_to: date | None, act
     is issued and stored on the way (certificate_issue_once)."""
     sink = _Sink()
     keys = "".join(k["public_key"] for k in published_keys())
-    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with _SpillingZipFile(sink, compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("README.txt", README.format(start=date_from or "the first", end=date_to or "today"))
         archive.writestr("signing-keys.pem", keys)
+        archive.spill()
         yield sink.take()
         for request in verified_requests(date_from, date_to):
             try:
@@ -94,8 +159,11 @@ def certificates_zip_stream(*, date_from: date | None, date_to: date | None, act
             archive.writestr(
                 f"certificates/{stored.reference}.pdf", certificate_pdf(request=request, document=document)
             )
+            archive.spill()
             yield sink.take()
-    yield sink.take()  # the central directory
+        for _ in archive.central_directory():
+            yield sink.take()
+    yield sink.take()  # the end record
 
 
 def certificates_zip_response(
