@@ -37,7 +37,9 @@ class Action(models.TextChoices):
     CANCEL = "cancel"
     RETRY = "retry"
     EXTEND = "extend"
-    ASSIGN = "assign"  # the console's assignment to a team member (not an API action)
+    ASSIGN = (
+        "assign"  # assignment to a team member (console; POST …/assign/ in the API, not an ACTIONS entry)
+    )
     # Moves made by the workers, not by staff:
     COMPLETE_DELETION = "complete-deletion"
     VERIFY = "verify"

@@ -51,7 +51,7 @@ def erasure_request_filter_overdue(
 
 
 def erasure_request_get(*, request_id: Any) -> ErasureRequest | None:
-    return ErasureRequest.objects.filter(id=request_id).select_related("deletion_job").first()
+    return ErasureRequest.objects.filter(id=request_id).select_related("deletion_job", "assigned_to").first()
 
 
 def erasure_request_events(*, request: ErasureRequest) -> QuerySet[AuditEntry]:

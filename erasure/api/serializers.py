@@ -104,7 +104,17 @@ class _DeadlineFields(serializers.ModelSerializer):
         return deadlines.is_overdue(obj)
 
 
+class AssignInput(StrictSerializer):
+    assignee = serializers.CharField(
+        allow_null=True, max_length=150, help_text="a privacy-team member's username; null: unassigned"
+    )
+
+
 class ListOutput(_DeadlineFields):
+    assigned_to: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+
     class Meta:
         model = ErasureRequest
         fields = [
@@ -120,6 +130,7 @@ class ListOutput(_DeadlineFields):
             "overdue",
             "scoped_total",
             "deleted_count",
+            "assigned_to",
         ]
 
 
@@ -207,6 +218,9 @@ class EventOutput(serializers.Serializer):
 
 
 class DetailOutput(_DeadlineFields):
+    assigned_to: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     subject = SubjectOutput(source="*")
     timestamps = TimestampsOutput(source="*")
     counts = CountsOutput(source="*")
@@ -246,6 +260,7 @@ class DetailOutput(_DeadlineFields):
             "failure_reason",
             "approved_by",
             "scoped_by",  # console: four-eyes approval
+            "assigned_to",
             "deletion_job",
             "verification",
             "allowed_actions",

@@ -14,6 +14,11 @@ urlpatterns = [
         views.ErasureRequestDetailApi.as_view(),
         name="erasure-request-detail",
     ),
+    path(
+        "api/v1/erasure-requests/<uuid:request_id>/assign/",
+        views.ErasureRequestAssignApi.as_view(),
+        name="erasure-request-assign",
+    ),
     path("api/v1/legal-holds/", views.LegalHoldListCreateApi.as_view(), name="legal-hold-list"),
     path("api/v1/legal-holds/<uuid:hold_id>/lift/", views.LegalHoldLiftApi.as_view(), name="legal-hold-lift"),
     path("api/v1/stores/", stores.StoreListCreateApi.as_view(), name="store-list"),

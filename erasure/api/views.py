@@ -4,6 +4,7 @@ ErasureInputError → 400 naming the field."""
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -60,10 +61,20 @@ class ErasureRequestFilter(filters.FilterSet):
     regulation = filters.ChoiceFilter(choices=Regulation.choices)
     channel = filters.ChoiceFilter(choices=Channel.choices)
     overdue = filters.BooleanFilter(method="filter_overdue", label="past the due date and still open")
+    assigned_to = filters.CharFilter(
+        method="filter_assigned_to", label="a team member's username, or `none` for the unassigned"
+    )
 
     class Meta:
         model = ErasureRequest
-        fields = ["state", "regulation", "channel", "overdue"]
+        fields = ["state", "regulation", "channel", "overdue", "assigned_to"]
+
+    def filter_assigned_to(self, queryset: Any, name: str, value: str) -> Any:
+        if not value:
+            return queryset
+        if value == "none":
+            return queryset.filter(assigned_to__isnull=True)
+        return queryset.filter(assigned_to__username=value)
 
     def filter_overdue(self, queryset: Any, name: str, value: bool) -> Any:
         if value is None:
@@ -78,7 +89,7 @@ class ErasureRequestListCreateApi(StaffApi, generics.GenericAPIView):
     serializer_class = s.ListOutput
 
     def get_queryset(self) -> Any:
-        return selectors.erasure_request_list()
+        return selectors.erasure_request_list().select_related("assigned_to")
 
     @extend_schema(operation_id="erasure_requests_list", responses=s.ListOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -181,6 +192,32 @@ def action_api(action: str) -> type[_ActionApi]:
 
     ActionApi.__name__ = ActionApi.__qualname__ = "".join(w.title() for w in action.split("-")) + "Api"
     return ActionApi
+
+
+class ErasureRequestAssignApi(StaffApi):
+    @extend_schema(
+        operation_id="erasure_requests_assign",
+        summary="Assign the request to a privacy-team member (or unassign it)",
+        description="While the request is open (received, scoped, deleted, failed); otherwise 409. "
+        "The assignee must be an active staff account (400 naming `assignee` otherwise). Audited.",
+        request=s.AssignInput,
+        responses={
+            200: s.DetailOutput,
+            400: BAD_INPUT,
+            404: OpenApiResponse(description="Not found"),
+            409: CONFLICT,
+        },
+    )
+    def post(self, request: Request, request_id: Any) -> Response:
+        erasure = _get_request(request_id)
+        username = _valid(s.AssignInput, request)["assignee"]
+        assignee = None
+        if username is not None:
+            assignee = get_user_model().objects.filter(username=username).first()
+            if assignee is None:
+                raise services.ErasureInputError("assignee", "no privacy-team member with this username")
+        erasure = services.erasure_request_assign(request=erasure, assignee=assignee, actor=actor_of(request))
+        return Response(s.DetailOutput(_get_request(erasure.id)).data)
 
 
 class LegalHoldListCreateApi(StaffApi, generics.GenericAPIView):
