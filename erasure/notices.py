@@ -163,16 +163,19 @@ def hold_release_notice_send(*, request: ErasureRequest) -> SubjectNotice:
 
 def alert_raise(*, request: ErasureRequest | None, kind: str, day: Any = None) -> StaffAlert | None:
     """Records one staff alert per request and condition (a unique constraint: never repeated) and sends it
-    after commit. None when it was raised before."""
+    after commit (`unaddressed` at once when PRIVACY_TEAM_EMAILS is empty). None when it was raised before."""
     now = timezone.now()
+    # With nobody to tell, the alert is recorded as such at once (what alert_send would do): no task, no message.
+    status = DeliveryStatus.PENDING if privacy_team_emails() else DeliveryStatus.UNADDRESSED
     try:
         with transaction.atomic():
             alert = StaffAlert.objects.create(
-                request=request, kind=kind, day=day, created_at=now, updated_at=now
+                request=request, kind=kind, day=day, status=status, created_at=now, updated_at=now
             )
     except IntegrityError:
         return None
-    _enqueue("alert", alert.id)
+    if status == DeliveryStatus.PENDING:
+        _enqueue("alert", alert.id)
     return alert
 
 

@@ -54,10 +54,14 @@ def _disjoint(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return False
 
 
-def hold_scopes_for(scope: dict[str, Any] | None) -> list[dict[str, Any]]:
+def hold_scopes_for(
+    scope: dict[str, Any] | None, *, active: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The scopes of the active holds that can cover memories of this scope (all of them without one). Holds are
-    few; a hold on other subjects does not touch a job's statement."""
-    return [s for s in active_hold_scopes() if scope is None or not _disjoint(s, scope)]
+    few; a hold on other subjects does not touch a job's statement. `active`: active_hold_scopes() already read
+    in this transaction."""
+    active = active_hold_scopes() if active is None else active
+    return [s for s in active if scope is None or not _disjoint(s, scope)]
 
 
 def held_q(scope: dict[str, Any] | None = None, *, hold_scopes: list[dict[str, Any]] | None = None) -> Q:

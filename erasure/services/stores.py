@@ -9,6 +9,8 @@ The lifecycle services (requests.py, verification.py) call the functions here at
 import logging
 from typing import Any
 
+from django.db.models import Q
+
 from memories.models import DeletionJob, Store, StoreJob
 from memories.pseudonyms import pseudonym
 from memories.stores.base import StoreError
@@ -55,11 +57,12 @@ def builtin_store() -> Store:
 
 def enabled_stores() -> list[Store]:
     """The built-in store first, then the enabled connected stores in the order they were added."""
-    builtin = builtin_store()
-    others = (
-        Store.objects.filter(enabled=True).exclude(kind=Store.Kind.BUILTIN).order_by("created_at", "name")
+    stores = list(
+        Store.objects.filter(Q(enabled=True) | Q(kind=Store.Kind.BUILTIN)).order_by("created_at", "name")
     )
-    return [builtin, *others]
+    builtin = [store for store in stores if store.kind == Store.Kind.BUILTIN]
+    others = [store for store in stores if store.kind != Store.Kind.BUILTIN]
+    return [builtin[0] if builtin else builtin_store(), *others]
 
 
 def _holds() -> list[dict[str, Any]]:
@@ -137,29 +140,25 @@ def store_jobs_of(request: ErasureRequest) -> list[StoreJob]:
     return list(StoreJob.objects.filter(requested_by=request.reference).select_related("store"))
 
 
-def stores_ready_for_deletion(*, request: ErasureRequest) -> bool:
-    """Whether every connected store's job of the request has succeeded. Locks the request row first, so that two
-    jobs finishing at once (the engine's and a store's, each in its own transaction) cannot both see the other
+def deletion_totals_when_ready(*, request: ErasureRequest, job: DeletionJob) -> dict[str, int] | None:
+    """The request's counts when it becomes `deleted` — the built-in store's job plus every connected store's — or
+    None while a connected store's job has not yet succeeded. Locks the request row first, so that two jobs
+    finishing at once (the engine's and a store's, each in its own transaction) cannot both see the other
     unfinished: the second waits for the first to commit, then sees it."""
     ErasureRequest.objects.select_for_update().filter(id=request.id).first()
-    return (
-        not StoreJob.objects.filter(requested_by=request.reference)
-        .exclude(status=StoreJob.Status.SUCCEEDED)
-        .exists()
-    )
-
-
-def deletion_totals(*, request: ErasureRequest, job: DeletionJob) -> dict[str, int]:
-    """The request's counts when it becomes `deleted`: the built-in store's job plus every connected store's."""
     totals = {
         "deleted": job.deleted_count,
         "held": job.held_count,
         "history_purged": job.history_purged_count,
     }
-    for store_job in StoreJob.objects.filter(requested_by=request.reference):
-        totals["deleted"] += store_job.deleted_count
-        totals["held"] += store_job.held_count
-        totals["history_purged"] += store_job.history_rows_purged
+    for status, deleted, held, purged in StoreJob.objects.filter(requested_by=request.reference).values_list(
+        "status", "deleted_count", "held_count", "history_rows_purged"
+    ):
+        if status != StoreJob.Status.SUCCEEDED:
+            return None
+        totals["deleted"] += deleted
+        totals["held"] += held
+        totals["history_purged"] += purged
     return totals
 
 
@@ -201,14 +200,20 @@ def _verification_key(location: str) -> str:
     return f"remaining_{location}"
 
 
-def erasure_request_stores_verify(*, request: ErasureRequest) -> list[dict[str, Any]]:
+def erasure_request_stores_verify(
+    *, request: ErasureRequest, holds: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Verifies every connected store the request erased (what still matches its scope, per location, held
     memories aside). Raises VerificationIncomplete naming the store when anything remains or a store cannot be
-    reached (the verify task retries). Returns the per-store results for the request's `verification`."""
+    reached (the verify task retries). Returns the per-store results for the request's `verification`.
+    `holds`: the active holds' scopes, when the caller has read them."""
+    jobs = store_jobs_of(request)
+    if not jobs:
+        return []
     scope = engine_scope(request)
-    holds = _holds()
+    holds = _holds() if holds is None else holds
     results = []
-    for job in store_jobs_of(request):
+    for job in jobs:
         try:
             connector = connector_for(job.store)
             try:
@@ -317,12 +322,11 @@ def certificate_stores(*, request: ErasureRequest) -> list[dict[str, Any]]:
     Built from what survives pseudonymisation (store jobs keep no clear scope once finished)."""
     scoped = {entry.get("store"): entry for entry in (request.scoped_stores or [])}
     jobs = store_jobs_of(request)
-    builtin = builtin_store()
     entries = [
         {
-            "store": builtin.name,
-            "kind": builtin.kind,
-            "scoped": (scoped.get(builtin.name) or {}).get(
+            "store": Store.BUILTIN_NAME,  # the built-in store cannot be renamed (api/stores.py)
+            "kind": Store.Kind.BUILTIN,
+            "scoped": (scoped.get(Store.BUILTIN_NAME) or {}).get(
                 "total", request.scoped_total if not scoped else None
             ),
             "deleted": (request.deleted_count or 0) - sum(j.deleted_count for j in jobs),

@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from memories import engine
-from memories.holds import held_q
+from memories.holds import active_hold_scopes, held_q, hold_scopes_for
 from memories.models import DeletionJob, WriteBlock
 from memories.pseudonyms import pseudonym
 from memories.scope import scope_queryset
@@ -41,9 +41,11 @@ def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
         return None
     try:
         if job.status == DeletionJob.Status.SUCCEEDED:
-            if not connected_stores.stores_ready_for_deletion(request=request):
+            totals = connected_stores.deletion_totals_when_ready(
+                request=request, job=job
+            )  # all stores added up
+            if totals is None:
                 return request  # the last connected store's job to finish moves the request on
-            totals = connected_stores.deletion_totals(request=request, job=job)  # all stores added up
             request = compare_and_set(
                 request,
                 Action.COMPLETE_DELETION,
@@ -130,15 +132,16 @@ def _erasure_job_ids(request: ErasureRequest) -> list[Any]:
     )
 
 
-def _residue(request: ErasureRequest, user_ids: list[str]) -> dict[str, Any]:
+def _residue(request: ErasureRequest, user_ids: list[str], holds: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts of what of the subject remains, table by table; every query index-backed (memories by user_id,
-    history by memory_id over the ids in the tombstones of the request's jobs, write blocks by user_id_hmac)."""
+    history by memory_id over the ids in the tombstones of the request's jobs, write blocks by user_id_hmac).
+    `holds`: the active holds' scopes (memories.holds.active_hold_scopes)."""
     scope = engine_scope(request)
     memories = scope_queryset(scope)
     job_scope = Q()
     for user_id in user_ids:
         job_scope |= Q(scope__user_id=user_id) | Q(scope__user_id__contains=[user_id])
-    held = held_q(scope)  # holds are rules (memories.holds)
+    held = held_q(hold_scopes=hold_scopes_for(scope, active=holds))  # holds are rules (memories.holds)
     counts = memories.aggregate(
         remaining=Count("id", filter=~held),
         held=Count("id", filter=held),
@@ -182,9 +185,10 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
         if request.state != State.DELETED:
             raise IllegalTransition(request, Action.VERIFY)
         user_ids = list(request.subject_user_ids)
+        holds = active_hold_scopes()  # read once: the residue counts and the connected stores' checks
         swept = 0
         with engine.index_scans_only():
-            residue = _residue(request, user_ids)
+            residue = _residue(request, user_ids, holds)
         if residue[
             "memories_remaining"
         ]:  # stragglers: swept through the engine, then everything checked again
@@ -203,12 +207,14 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             )
             request.refresh_from_db()
             with engine.index_scans_only():
-                residue = _residue(request, user_ids)
+                residue = _residue(request, user_ids, holds)
         if residue["memories_remaining"] or residue["history_text_remaining"]:
             raise VerificationIncomplete("residue after the final sweep")
         if residue["deletion_jobs_with_clear_scope"] or residue["write_blocks_in_clear"]:
             raise VerificationIncomplete("other jobs still hold the subject's identifiers")
-        stores_verified = connected_stores.erasure_request_stores_verify(request=request)  # raises on residue
+        stores_verified = connected_stores.erasure_request_stores_verify(
+            request=request, holds=holds
+        )  # raises on residue
         verification = {
             "memories_remaining": 0,
             "history_text_remaining": 0,
