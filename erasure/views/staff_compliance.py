@@ -45,7 +45,8 @@ def retention(request: HttpRequest) -> HttpResponse:
     if wanted:
         policy = next((p for p in policies if str(p.id) == wanted), None)
         if policy is not None:
-            preview = {"policy": policy, **retention_policy_preview(policy=policy)}
+            # the preview names the policy by id; the page shows the policy itself
+            preview = {**retention_policy_preview(policy=policy), "policy": policy}
     runs = Paginator(RetentionRun.objects.select_related("policy"), RUNS_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
