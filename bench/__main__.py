@@ -320,6 +320,42 @@ def _only_first_request() -> None:
         _drop_db(BIG)
 
 
+def _task_runtimes(log: Path) -> dict[str, list[float]]:
+    """Each task's runtime, by task name, from a worker's JSON log (celery.app.trace's "succeeded" records)."""
+    runtimes: dict[str, list[float]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if '"runtime"' not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            data = json.loads(line).get("data") or {}
+            runtimes.setdefault(data.get("name", "?"), []).append(float(data["runtime"]))
+    return runtimes
+
+
+def _only_small_requests() -> None:
+    """`--only small-requests`: the many-small-requests figure alone (1,000 requests of 20 memories in a store of
+    200,000 others), with the worker's task runtimes: for working on the per-request path."""
+    try:
+        _create_db(BIG)
+        load_store(
+            f"{PG}/{BIG}", groups=[("esub", SMALL_SUBJECTS * SMALL_EACH, SMALL_EACH), ("user", 200_000, 100)]
+        )
+        _log(f"{SMALL_SUBJECTS:,} erasure requests of {SMALL_EACH} memories each through one `-c 1` worker")
+        with _worker(BIG) as (env, _process, node):
+            (result,) = _erasure(env, "small", "esub", str(SMALL_SUBJECTS), node)
+            log = Path(f"/tmp/erasure-{env['CELERY_KEY_PREFIX'].rstrip(':')}-worker.log")
+            runtimes = _task_runtimes(log)
+        rate = result["n"] * 60 / result["seconds"]
+        steps = " / ".join(f"{x * 1000 / result['n']:.1f}" for x in result["steps"])
+        print(f"{result['n']:,} small requests drained in {result['seconds']:.1f} s = {rate:,.0f} requests/minute "
+              f"(queued in {result['submit_seconds']:.1f} s; create / confirm identity / scope / approve {steps} ms each)")  # fmt: skip
+        for name, values in sorted(runtimes.items()):
+            print(f"  {name}: {len(values):,} tasks, median {statistics.median(values) * 1000:.1f} ms, "
+                  f"sum {sum(values):.1f} s")  # fmt: skip
+    finally:
+        _drop_db(BIG)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["stores"]:  # `python -m bench stores`: Mem0 OSS stores (bench/stores.py)
         from .stores import main as stores_main
@@ -332,11 +368,15 @@ def main() -> None:
         "--same-work", action="store_true", help="also time the engine's data work as one statement"
     )
     parser.add_argument(
-        "--only", choices=["first-request"], help="measure only this part (not a reference run)"
+        "--only",
+        choices=["first-request", "small-requests"],
+        help="measure only this part (not a reference run)",
     )
     args = parser.parse_args()
     if args.only == "first-request":
         return _only_first_request()
+    if args.only == "small-requests":
+        return _only_small_requests()
     t0 = time.monotonic()
     try:
         _log("creating and migrating databases")

@@ -284,3 +284,17 @@ def test_expiry_sweep_deletes_only_memories_expired_before_today(db):
     assert [e.event for e in memory_history(memory_id=stays[0].id)] == ["ADD", "UPDATE"]
     assert MemoryHistory.objects.filter(memory_id=stays[0].id, new_memory="today, changed").exists()
     assert connection.vendor == "postgresql"
+
+
+def test_a_message_for_a_job_that_does_not_exist_is_dropped_with_a_warning(transactional_db, caplog):
+    # given: a task message outliving its database (a test's flushed tables, a restored backup)
+    from memories.tasks import deletion_job_run_task
+
+    missing = str(uuid.uuid4())
+    # when
+    result = deletion_job_run_task.apply(args=[missing])
+    # then: no failure, no traceback, no job created; one warning naming the job id only
+    assert result.successful(), result.traceback
+    assert not DeletionJob.objects.exists()
+    dropped = [r for r in caplog.records if r.getMessage() == "deletion job not found: message dropped"]
+    assert len(dropped) == 1 and dropped[0].job == missing and dropped[0].exc_info is None
