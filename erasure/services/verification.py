@@ -41,9 +41,8 @@ def erasure_request_job_finished(*, job: DeletionJob) -> ErasureRequest | None:
         return None
     try:
         if job.status == DeletionJob.Status.SUCCEEDED:
-            totals = connected_stores.deletion_totals_when_ready(
-                request=request, job=job
-            )  # all stores added up
+            # every store's counts added up, or None while a connected store's job is unfinished
+            totals = connected_stores.deletion_totals_when_ready(request=request, job=job)
             if totals is None:
                 return request  # the last connected store's job to finish moves the request on
             request = compare_and_set(
@@ -212,9 +211,8 @@ def erasure_request_verify(*, request_id: Any) -> ErasureRequest:
             raise VerificationIncomplete("residue after the final sweep")
         if residue["deletion_jobs_with_clear_scope"] or residue["write_blocks_in_clear"]:
             raise VerificationIncomplete("other jobs still hold the subject's identifiers")
-        stores_verified = connected_stores.erasure_request_stores_verify(
-            request=request, holds=holds
-        )  # raises on residue
+        # raises on residue
+        stores_verified = connected_stores.erasure_request_stores_verify(request=request, holds=holds)
         verification = {
             "memories_remaining": 0,
             "history_text_remaining": 0,
