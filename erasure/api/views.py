@@ -24,6 +24,13 @@ from . import serializers as s
 
 CONFLICT = OpenApiResponse(s.ConflictOutput, description="Illegal transition: the state and allowed actions")
 BAD_INPUT = OpenApiResponse(description="Bad input: the body names the field")
+# What a move on one request answers (the actions below and assign).
+MOVE_RESPONSES = {
+    200: s.DetailOutput,
+    400: BAD_INPUT,
+    404: OpenApiResponse(description="Not found"),
+    409: CONFLICT,
+}
 
 
 def actor_of(request: Request) -> str:
@@ -180,12 +187,7 @@ def action_api(action: str) -> type[_ActionApi]:
             description=f"Only from state {states} (the request's allowed_actions say what is possible now); "
             "otherwise 409 with the current state and the actions allowed there.",
             request=body,
-            responses={
-                200: s.DetailOutput,
-                400: BAD_INPUT,
-                404: OpenApiResponse(description="Not found"),
-                409: CONFLICT,
-            },
+            responses=MOVE_RESPONSES,
         )
         def post(self, request: Request, request_id: Any) -> Response:
             return super().post(request, request_id)
@@ -198,15 +200,10 @@ class ErasureRequestAssignApi(StaffApi):
     @extend_schema(
         operation_id="erasure_requests_assign",
         summary="Assign the request to a privacy-team member (or unassign it)",
-        description="While the request is open (received, scoped, deleted, failed); otherwise 409. "
+        description=f"Only from state {', '.join(sorted(TRANSITIONS[Action.ASSIGN].sources))}; otherwise 409. "
         "The assignee must be an active staff account (400 naming `assignee` otherwise). Audited.",
         request=s.AssignInput,
-        responses={
-            200: s.DetailOutput,
-            400: BAD_INPUT,
-            404: OpenApiResponse(description="Not found"),
-            409: CONFLICT,
-        },
+        responses=MOVE_RESPONSES,
     )
     def post(self, request: Request, request_id: Any) -> Response:
         erasure = _get_request(request_id)

@@ -36,6 +36,14 @@ SHOTS = (
 TIMEOUT_MS = 20_000
 
 
+def _sign_in(page, url: str, username: str = "dpo", password: str = "e2e-password-123") -> None:
+    """Opens a console page and signs in on the login form it redirects to."""
+    page.goto(url)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
 def _shot(page, name: str) -> None:
     """A full-page screenshot, reduced to a 256-colour palette so each file stays well under 200 KB."""
     from PIL import Image

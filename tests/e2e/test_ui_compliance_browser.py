@@ -12,7 +12,7 @@ from erasure.retention import retention_policy_create
 from memories.models import Memory
 from memories.services import memories_add
 from tests.conftest import wait_for
-from tests.e2e.test_ui_browser import TIMEOUT_MS, _shot
+from tests.e2e.test_ui_browser import TIMEOUT_MS, _shot, _sign_in
 from tests.erasure.factories import request_in_state
 
 pytestmark = [pytest.mark.browser]
@@ -23,10 +23,7 @@ def _signed_in(browser, live_server, path):
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    page.goto(f"{live_server.url}{path}")
-    page.get_by_label("Username").fill("dpo")
-    page.get_by_label("Password").fill("e2e-password-123")
-    page.get_by_role("button", name="Sign in").click()
+    _sign_in(page, f"{live_server.url}{path}")
     return context, page
 
 

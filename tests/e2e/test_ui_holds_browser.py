@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from erasure.services import legal_hold_create
 from memories.models import LegalHold
 from memories.services import memories_add
-from tests.e2e.test_ui_browser import TIMEOUT_MS, _shot
+from tests.e2e.test_ui_browser import TIMEOUT_MS, _shot, _sign_in
 
 pytestmark = [pytest.mark.browser]
 
@@ -28,10 +28,7 @@ def test_lifting_a_hold_in_the_browser_confirms_what_it_releases(live_server, br
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    page.goto(f"{live_server.url}/privacy-team/holds/")
-    page.get_by_label("Username").fill("dpo")
-    page.get_by_label("Password").fill("e2e-password-123")
-    page.get_by_role("button", name="Sign in").click()
+    _sign_in(page, f"{live_server.url}/privacy-team/holds/")
     page.get_by_role("heading", name="Legal holds").wait_for()
     assert "ui-hold-subject" not in page.content()
     _shot(page, "legal-holds-rules")
