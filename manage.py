@@ -35,9 +35,18 @@ def main() -> None:
     _use_checkout_venv()
     _development_secret()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as exc:  # missing secrets or keys: one line saying what, not a traceback
+        hint = ""
+        if not os.environ.get("DJANGO_SECRET_KEY"):
+            hint = (
+                "; on a development machine `make run` once creates the key in var/secret-key that this uses"
+            )
+        sys.exit(f"manage.py: {exc}{hint}")
 
 
 if __name__ == "__main__":

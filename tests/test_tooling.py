@@ -88,3 +88,20 @@ def test_verify_audit_chain_without_a_database_prints_one_line_naming_it():
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("cannot reach the database erasure at 127.0.0.1:9 (")
     assert "DATABASE_URL" in line and "Traceback" not in result.stderr
+
+
+def test_manage_py_without_its_secrets_says_so_in_one_line():
+    # outside development, without PSEUDONYM_KEY (whatever var/secret-key holds)
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SECRET_KEY", "PSEUDONYM_KEY")}
+    env.update(DJANGO_ENV="production", DJANGO_SETTINGS_MODULE="config.settings.base")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "diffsettings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("manage.py: ") and "PSEUDONYM_KEY must be set outside development" in line
